@@ -69,6 +69,51 @@ def teacher_table(pdes: list[str]) -> list[str]:
     return out
 
 
+def pretrained_table() -> list[str]:
+    """Teacher vs PIDDM student of every shipped model, from the model cards."""
+    from piddm.export import read_cards
+
+    cards = {card.name: card for card in read_cards()}
+    out = [
+        "| PDE | teacher residual | student residual (ratio) | student MMSE / teacher's "
+        "| student SMSE / teacher's | teacher ms/sample | student ms/sample | speed-up |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for pde in ("darcy", "poisson", "helmholtz", "burgers"):
+        t, s = cards.get(f"{pde}-32-teacher"), cards.get(f"{pde}-32-piddm")
+        if t is None or s is None:
+            continue
+        te, se = t.eval, s.eval
+        out.append(
+            f"| {pde} | {fmt(te['residual_mean'])} | {fmt(se['residual_mean'])} "
+            f"(1/{te['residual_mean'] / se['residual_mean']:.0f}) "
+            f"| {se['mmse'] / te['mmse']:.2f}x | {se['smse'] / te['smse']:.2f}x "
+            f"| {1e3 * t.seconds_per_sample:.1f} | {1e3 * s.seconds_per_sample:.2f} "
+            f"| {t.seconds_per_sample / s.seconds_per_sample:.0f}x |"
+        )
+    return out
+
+
+def demo_table() -> list[str]:
+    out = [
+        "| PDE | wall time incl. import | student residual | teacher residual "
+        "| forward rel L2 (u) | inverse rel L2 (a) | inverse error rate |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for pde in ("darcy", "poisson", "helmholtz", "burgers"):
+        demo = load(f"demo-{pde}.json")
+        if not demo:
+            continue
+        _, teacher, student = demo["generation"]
+        forward, inverse = demo["tasks"]
+        out.append(
+            f"| {pde} | {demo['wall_seconds']:.0f} s | {fmt(student['residual_mean'])} "
+            f"| {fmt(teacher['residual_mean'])} | {forward['rel_l2_solution']:.1%} "
+            f"| {inverse['rel_l2_coefficient']:.1%} | {fmt(inverse['error_rate'])} |"
+        )
+    return out
+
+
 def label(row: dict[str, Any]) -> str:
     return row["method"] + (f" ({row['variant']})" if row.get("variant") else "")
 
@@ -116,6 +161,10 @@ def main() -> None:
     pdes = ["darcy", "poisson"]
     print("## Data generation\n")
     print("\n".join(data_table()))
+    print("\n## Pretrained models shipped in the package (32^2, all four PDEs)\n")
+    print("\n".join(pretrained_table()))
+    print("\n## `piddm demo` (fresh process, default settings)\n")
+    print("\n".join(demo_table()))
     print("\n## Teachers (32^2, CPU)\n")
     print("\n".join(teacher_table(pdes)))
     for pde in pdes:

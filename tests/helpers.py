@@ -27,3 +27,28 @@ def tiny_unet(channels: int = 2, **overrides: Any) -> UNet:
     :data:`TINY_UNET` entries or add other :class:`UNetConfig` fields. Seed torch first for
     reproducible weights."""
     return build_unet(UNetConfig(in_channels=channels, **{**TINY_UNET, **overrides}))
+
+
+def cli_user_error(capsys: Any, *args: str) -> str:
+    """Run the ``piddm`` CLI in-process with ``args``; assert that it failed as a user error
+    (exit 2, one ``error: ...`` line on stderr, nothing on stdout) and return that line."""
+    import pytest
+
+    from piddm.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert info.value.code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error: ") and out == "", err
+    return lines[0]
+
+
+def flip_bit(path: Any, offset: int, bit: int = 0) -> None:
+    """Flip one bit of the byte at ``offset`` of the file ``path`` in place."""
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)[0]
+        handle.seek(offset)
+        handle.write(bytes([byte ^ (1 << bit)]))

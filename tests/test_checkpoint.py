@@ -1,15 +1,20 @@
-"""Checkpoint I/O: weights + metadata round trip exactly; bad files are user errors."""
+"""Checkpoint I/O: weights + metadata round trip exactly; bad files are user errors; damaged
+files (a flipped bit, a cut) are caught by their content hash or size, never loaded."""
 
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 
 from conftest import tiny_config_dict
+from helpers import cli_user_error, flip_bit
 from piddm.checkpoint import (
+    CHECKPOINT_FORMAT,
+    content_digest,
     load_model,
     load_training_state,
     read_checkpoint,
@@ -83,7 +88,7 @@ def test_missing_corrupt_and_foreign_files(tmp_path: Path, trained_like):
     good = save_weights(tmp_path / "good.safetensors", model, metadata)
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(good.read_bytes()[:-100])
-    with pytest.raises(PiddmError, match="not a readable"):
+    with pytest.raises(PiddmError, match="is truncated"):
         load_model(truncated)
     from safetensors.torch import save_file
 
@@ -140,3 +145,123 @@ def test_training_state_round_trip(tmp_path: Path, trained_like):
     torch.save({"x": 1}, tmp_path / "other.pt")
     with pytest.raises(PiddmError, match="not a piddm training-state file"):
         load_training_state(tmp_path / "other.pt")
+
+
+# --------------------------------------------------------------------------- integrity
+def tensor_offset(path: Path, key: str) -> int:
+    """The file offset of the first byte of tensor ``key`` in a ``.safetensors`` file."""
+    raw = path.read_bytes()
+    header_len = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + header_len])
+    return 8 + header_len + header[key]["data_offsets"][0]
+
+
+def test_content_digest_covers_keys_dtype_shape_and_bytes():
+    base = {"a": torch.arange(6, dtype=torch.float32), "b": torch.ones(2)}
+    digest = content_digest(base)
+    assert digest == content_digest({"b": torch.ones(2), "a": torch.arange(6.0)})  # key order
+    variants = [
+        {**base, "a": base["a"].reshape(2, 3)},  # same bytes, other shape
+        {**base, "a": base["a"].view(torch.int32)},  # same bytes, other dtype
+        {"c": base["a"], "b": base["b"]},  # other key
+        {**base, "a": base["a"] + torch.tensor([0, 0, 0, 0, 0, 1e-6])},  # one value
+    ]
+    assert len({digest, *map(content_digest, variants)}) == 1 + len(variants)
+
+
+def test_a_flipped_bit_in_a_tensor_is_detected(tmp_path: Path, trained_like):
+    model, metadata = trained_like
+    path = save_weights(tmp_path / "w.safetensors", model, metadata)
+    key = sorted(model.state_dict())[3]
+    flip_bit(path, tensor_offset(path, key) + 5, bit=2)
+    with pytest.raises(PiddmError, match=r"is corrupted \(content hash mismatch\)"):
+        load_model(path)
+
+
+def test_float16_weights_are_hashed_as_stored(tmp_path: Path, trained_like):
+    model, metadata = trained_like
+    path = save_weights(tmp_path / "half.safetensors", model.half(), metadata)
+    tensors, _ = read_checkpoint(path)  # verifies the hash of the float16 bytes
+    assert {t.dtype for t in tensors.values() if t.is_floating_point()} == {torch.float16}
+    assert load_model(path)[0] is not None
+    flip_bit(path, tensor_offset(path, sorted(tensors)[0]) + 1)
+    with pytest.raises(PiddmError, match="content hash mismatch"):
+        read_checkpoint(path)
+
+
+@pytest.mark.parametrize("keep", [4, 12, 200, -1])
+def test_a_cut_checkpoint_is_reported_as_truncated(tmp_path: Path, trained_like, keep):
+    model, metadata = trained_like
+    good = save_weights(tmp_path / "good.safetensors", model, metadata).read_bytes()
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(good[:keep])  # 4: in the header length, 12/200: in the header, -1: the data
+    pattern = f"is truncated \\({len(good[:keep])} of at least "
+    if keep == 4:  # too short to say what it was
+        pattern = "not a readable .safetensors file"
+    with pytest.raises(PiddmError, match=pattern):
+        read_checkpoint(cut)
+
+
+def test_a_checkpoint_without_a_hash_still_loads(tmp_path: Path, trained_like):
+    from safetensors.torch import save_file
+
+    model, metadata = trained_like
+    old = tmp_path / "old.safetensors"
+    header = {"format": CHECKPOINT_FORMAT, "metadata": json.dumps(metadata)}
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(old), header)
+    loaded, meta = load_model(old)
+    assert meta["step"] == 7
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
+
+
+def test_cli_refuses_a_damaged_checkpoint_and_writes_nothing(tmp_path: Path, trained_like, capsys):
+    model, metadata = trained_like
+    flipped = save_weights(tmp_path / "flipped.safetensors", model, metadata)
+    flip_bit(flipped, tensor_offset(flipped, sorted(model.state_dict())[0]) + 2, bit=7)
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(save_weights(tmp_path / "good.safetensors", model, metadata).read_bytes()[:-9])
+    out = tmp_path / "samples.h5"
+    args = ["sample", "--n", "1", "--steps", "2", "--out", str(out), "--device", "cpu", "--quiet"]
+    line = cli_user_error(capsys, *args, "--model", str(flipped))
+    assert f"checkpoint {flipped} is corrupted (content hash mismatch)" in line
+    line = cli_user_error(capsys, *args, "--model", str(cut))
+    assert f"checkpoint {cut} is truncated" in line
+    assert not out.exists()
+
+
+def largest_member_offset(path: Path) -> int:
+    """The file offset of the data of the largest member of a zip file (a ``torch.save`` file
+    stores each tensor's bytes as one member)."""
+    with zipfile.ZipFile(path) as archive:
+        info = max(archive.infolist(), key=lambda item: item.file_size)
+    with open(path, "rb") as handle:  # the local header: 30 bytes, the name, the extra field
+        handle.seek(info.header_offset + 26)
+        lengths = handle.read(4)
+    return (
+        info.header_offset
+        + 30
+        + int.from_bytes(lengths[:2], "little")
+        + int.from_bytes(lengths[2:], "little")
+    )
+
+
+def test_a_damaged_training_state_is_detected(tmp_path: Path, trained_like):
+    model, _ = trained_like
+    state = {"step": 3, "seconds": 1.5, "model": model.state_dict()}
+    path = save_training_state(tmp_path / "state.pt", state)
+    good = path.read_bytes()
+    flip_bit(path, largest_member_offset(path) + 17)
+    with pytest.raises(PiddmError, match=r"state.pt is corrupted \(content hash mismatch\)"):
+        load_training_state(path)
+    path.write_bytes(good[: len(good) // 2])
+    with pytest.raises(PiddmError, match="state.pt is truncated or corrupt"):
+        load_training_state(path)
+    path.write_bytes(good)
+    assert load_training_state(path)["step"] == 3
+
+
+def test_a_training_state_without_a_hash_still_loads(tmp_path: Path, trained_like):
+    model, _ = trained_like
+    old = tmp_path / "old.pt"
+    torch.save({"format": "piddm-training-state", "step": 4, "model": model.state_dict()}, old)
+    assert load_training_state(old)["step"] == 4

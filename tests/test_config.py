@@ -215,3 +215,30 @@ def test_file_errors(tmp_path: Path):
     scalar.write_text("42\n")
     with pytest.raises(PiddmError, match="expected a mapping of sections"):
         load_config(scalar)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (minimal(diffusion={"P_mean": float("nan")}), "config diffusion.P_mean: expected a finite"),
+        (minimal(optim={"betas": [0.9, float("inf")]}), "config optim.betas[1]: expected a finite"),
+        (
+            minimal(pde={"name": "darcy", "params": {"forcing": float("nan")}}),
+            "config pde.params.forcing",
+        ),
+        (minimal(train={"steps": 2**63}), "config train.steps: 9223372036854775808 is too large"),
+        (
+            minimal(net={"channel_mult": [1, 2**64]}),
+            "config net.channel_mult[1]: 18446744073709551616",
+        ),
+    ],
+)
+def test_non_finite_numbers_and_integers_beyond_int64_are_refused(data, expected):
+    assert error_of(data).startswith(expected)
+
+
+def test_deeply_nested_yaml_is_a_config_error(tmp_path: Path):
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("[" * 5000)
+    with pytest.raises(PiddmError, match="nested too deeply"):
+        load_config(deep)

@@ -1,13 +1,17 @@
-"""The training loop: learning, run layout, exact resume (also after SIGKILL), DDP equivalence,
-and the CLI's error path."""
+"""The training loop: learning, run layout, exact resume (also after SIGKILL or SIGTERM), DDP
+equivalence, the divergence guard, graceful stop on signals, and the CLI's error path."""
 
 from __future__ import annotations
 
 import json
+import os
+import random
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +25,7 @@ from piddm.cli import main
 from piddm.config import config_from_dict, config_to_dict, load_config
 from piddm.data import write_dataset
 from piddm.diffusion import EDMLoss
-from piddm.errors import PiddmError
+from piddm.errors import PiddmError, TrainingInterrupted
 from piddm.pdes import get_pde
 from piddm.training import (
     BatchRandom,
@@ -179,6 +183,21 @@ def test_existing_run_dir_is_refused_without_resume_or_overwrite(tiny_config, tm
     assert train(cfg, resume=True, device="cpu", progress=False).resumed_from == 2
 
 
+def test_resume_names_a_damaged_training_state(tiny_config, tmp_path: Path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--config", str(tiny_config(steps=2, checkpoint_every=2)), "--device", "cpu"]
+    assert run_cli(capsys, *args, "--run-dir", str(run), "--no-progress")[0] == 0
+    state = run / "checkpoints" / "state-00000002.pt"
+    state.write_bytes(state.read_bytes()[:-300])
+    code, _, err = run_cli(capsys, *args, "--run-dir", str(run), "--resume", "--steps", "4")
+    assert_user_error(
+        code,
+        err,
+        f"cannot resume {run}: training state {state} is truncated or corrupt (not a complete "
+        f"torch file); start over with --overwrite",
+    )
+
+
 def test_dataset_is_generated_when_missing(tmp_path: Path):
     data = tmp_path / "data" / "auto.h5"
     cfg_dict = tiny_config_dict(data, tmp_path / "runs", steps=2)
@@ -261,9 +280,18 @@ def _wait_for(predicate, process: subprocess.Popen, timeout: float) -> None:
         time.sleep(0.02)
 
 
+def _logged_steps(run_dir: Path) -> int:
+    """How many stats records a running run has written so far."""
+    stats = run_dir / "stats.jsonl"
+    return len(stats.read_text().splitlines()) if stats.is_file() else 0
+
+
 @pytest.mark.slow  # about 17-22 s: three interpreter start-ups (exact resume is also tested above)
 def test_sigkill_then_resume_gives_bit_identical_weights(tiny_config, tmp_path: Path):
-    config = str(tiny_config(steps=100, log_every=10, checkpoint_every=10))
+    seed = int(os.environ.get("PIDDM_TEST_SEED", random.randrange(2**32)))
+    kill_after = random.Random(seed).randrange(8, 90)  # a step between checkpoints, or on one
+    context = f"(killed after step {kill_after}, chosen with seed {seed}: PIDDM_TEST_SEED={seed})"
+    config = str(tiny_config(steps=100, log_every=1, checkpoint_every=7))
     args = ["train", "--config", config, "--device", "cpu", "--no-progress"]
     env = {**SUBPROCESS_ENV, "PYTHONHASHSEED": "0"}
 
@@ -276,22 +304,20 @@ def test_sigkill_then_resume_gives_bit_identical_weights(tiny_config, tmp_path: 
         env=env,
     )
     latest = killed / "checkpoints" / "latest.json"
-    _wait_for(
-        lambda: latest.is_file() and json.loads(latest.read_text())["step"] >= 20, process, 120
-    )
+    _wait_for(lambda: _logged_steps(killed) >= kill_after, process, 120)
     process.send_signal(signal.SIGKILL)
     process.communicate()
-    assert process.returncode == -signal.SIGKILL
-    assert not (killed / "checkpoints" / "final.safetensors").exists(), "run finished too early"
+    assert process.returncode == -signal.SIGKILL, context
+    assert not (killed / "checkpoints" / "final.safetensors").exists(), f"finished {context}"
     stopped_at = json.loads(latest.read_text())["step"]
-    assert 20 <= stopped_at < 100
+    assert 7 <= stopped_at < 100 and stopped_at % 7 == 0, context
 
     resumed = subprocess.run(
         piddm_command(*args, "--run-dir", str(killed), "--resume", "--json"),
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr
-    assert json.loads(resumed.stdout)["resumed_from"] == stopped_at
+    assert resumed.returncode == 0, f"{resumed.stderr} {context}"
+    assert json.loads(resumed.stdout)["resumed_from"] == stopped_at, context
 
     full = subprocess.run(
         piddm_command(*args, "--run-dir", str(tmp_path / "full")),
@@ -301,8 +327,156 @@ def test_sigkill_then_resume_gives_bit_identical_weights(tiny_config, tmp_path: 
 
     a, _ = read_checkpoint(tmp_path / "full" / "checkpoints" / "final.safetensors")
     b, _ = read_checkpoint(killed / "checkpoints" / "final.safetensors")
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a), context
+    losses = [s["loss"] for s in stats_of(killed)]
+    assert [s["loss"] for s in stats_of(tmp_path / "full")] == losses, context
+
+
+def _assert_same_final_weights_and_stats(run_a: Path, run_b: Path) -> None:
+    a, _ = read_checkpoint(run_a / "checkpoints" / "final.safetensors")
+    b, _ = read_checkpoint(run_b / "checkpoints" / "final.safetensors")
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
-    assert [s["loss"] for s in stats_of(tmp_path / "full")] == [s["loss"] for s in stats_of(killed)]
+    keys = ("step", "loss", "grad_norm", "loss_edm", "lr")
+    assert [[s[k] for k in keys] for s in stats_of(run_a)] == [
+        [s[k] for k in keys] for s in stats_of(run_b)
+    ]
+
+
+def test_sigterm_checkpoints_the_current_step_and_resume_is_exact(
+    tiny_config, tmp_path: Path, capsys
+):
+    config = str(tiny_config(steps=60, log_every=4, checkpoint_every=50))
+    args = ["train", "--config", config, "--device", "cpu", "--no-progress"]
+    run = tmp_path / "stopped"
+    process = subprocess.Popen(
+        piddm_command(*args, "--run-dir", str(run)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=SUBPROCESS_ENV,
+    )  # fmt: skip
+    _wait_for(lambda: _logged_steps(run) >= 2, process, 120)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    done = re.fullmatch(
+        r"interrupted by SIGTERM at step (\d+); checkpoint saved, continue with --resume\n", err
+    )
+    assert done and out == "", err
+    step = int(done[1])
+    assert 8 <= step < 60, "the run finished before the signal"
+    ckpt = run / "checkpoints"
+    latest = json.loads((ckpt / "latest.json").read_text())
+    assert latest == {
+        "step": step,
+        "weights": f"step-{step:08d}.safetensors",
+        "state": f"state-{step:08d}.pt",
+    }
+    assert read_checkpoint(ckpt / latest["weights"])[1]["step"] == step
+    assert not (ckpt / "final.safetensors").exists()
+    assert f"interrupted by SIGTERM at step {step}" in (run / "log.txt").read_text()
+
+    code, out, err = run_cli(capsys, *args, "--run-dir", str(run), "--resume", "--json")
+    assert code == 0, err
+    assert json.loads(out)["resumed_from"] == step
+    train(load_config(config), run_dir=tmp_path / "full", device="cpu", progress=False)
+    _assert_same_final_weights_and_stats(run, tmp_path / "full")
+
+
+def test_sigint_stops_at_the_end_of_a_step_and_restores_the_handlers(tiny_config, tmp_path):
+    cfg = load_config(tiny_config(steps=100_000, log_every=3, checkpoint_every=1000))
+    run = tmp_path / "run"
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+
+    def interrupt_once_training() -> None:
+        deadline = time.monotonic() + 120
+        while _logged_steps(run) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=interrupt_once_training, daemon=True)
+    thread.start()
+    with pytest.raises(TrainingInterrupted) as info:
+        train(cfg, run_dir=run, device="cpu", progress=False)
+    thread.join()
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    stopped = info.value
+    assert stopped.signum == signal.SIGINT and stopped.exit_code == 130
+    assert str(stopped) == (
+        f"interrupted by SIGINT at step {stopped.step}; checkpoint saved, continue with --resume"
+    )
+    assert json.loads((run / "checkpoints" / "latest.json").read_text())["step"] == stopped.step
+    _, meta = read_checkpoint(run / "checkpoints" / f"step-{stopped.step:08d}.safetensors")
+    assert meta["step"] == stopped.step >= 3
+
+
+def test_divergence_stops_before_any_checkpoint_holds_poisoned_weights(
+    tiny_config, tmp_path: Path, capsys
+):
+    run = tmp_path / "run"
+    unstable = ["optim.lr=1e6", "optim.grad_clip=null", "optim.warmup_steps=0"]
+    args = ["train", "--config", str(tiny_config(steps=30, log_every=1, checkpoint_every=1))]
+    args += ["--run-dir", str(run), "--device", "cpu", "--no-progress"]
+    code, _, err = run_cli(capsys, *args, *[f"--set={item}" for item in unstable])
+    assert_user_error(code, err, "training diverged at step ")
+    step = int(re.search(r"diverged at step (\d+):", err)[1])
+    ckpt = run / "checkpoints"
+    last = ckpt / f"step-{step - 1:08d}.safetensors"
+    assert (
+        f"the loss or its gradient is not finite (NaN or Inf); the last good checkpoint is "
+        f"{last}; lower optim.lr or set optim.grad_clip"
+    ) in err
+    assert 2 <= step < 30 and not (ckpt / "final.safetensors").exists()
+    assert json.loads((ckpt / "latest.json").read_text())["step"] == step - 1
+    weights = sorted(ckpt.glob("*.safetensors"))
+    assert len(weights) == step - 1
+    for path in weights:
+        tensors, _ = read_checkpoint(path)
+        assert all(torch.isfinite(t).all() for t in tensors.values()), path
+    state = torch.load(ckpt / f"state-{step - 1:08d}.pt", weights_only=True)
+    for part in ("model", "ema"):
+        assert all(torch.isfinite(t).all() for t in state[part].values())
+    assert all(np.isfinite(s["loss"]) and s["step"] < step for s in stats_of(run))
+
+    # Diverging before the first checkpoint: nothing to fall back on, and it says so.
+    unstable = ["optim.lr=1e10", *unstable[1:], "train.checkpoint_every=10"]
+    code, _, err = run_cli(capsys, *args, "--overwrite", *[f"--set={item}" for item in unstable])
+    assert_user_error(code, err, "not finite (NaN or Inf); no checkpoint was written;")
+    assert not list(ckpt.glob("*.safetensors"))
+
+
+def _worker_pid(launcher: subprocess.Popen, rank: int, timeout: float = 60) -> int:
+    """The pid of the ``torchrun`` worker process of ``rank`` (read from ``/proc``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children").read_text().split()
+        for pid in children:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            if f"RANK={rank}".encode() in environ:
+                return int(pid)
+        time.sleep(0.05)
+    raise AssertionError(f"no worker of rank {rank} found")
+
+
+@pytest.mark.slow  # about 15-25 s: a two-process DDP job on a busy 2-core machine
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
+def test_ddp_ranks_stop_together_when_one_rank_gets_sigterm(tiny_config, tmp_path: Path):
+    config = str(tiny_config(steps=2000, log_every=2, checkpoint_every=1000))
+    run = tmp_path / "ddp"
+    launcher = subprocess.Popen(
+        [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+            "-m", "piddm", "train", "--config", config, "--device", "cpu", "--no-progress",
+            "--run-dir", str(run),
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=SUBPROCESS_ENV,
+    )  # fmt: skip
+    rank1 = _worker_pid(launcher, rank=1)
+    _wait_for(lambda: _logged_steps(run) >= 2, launcher, 180)
+    os.kill(rank1, signal.SIGTERM)  # rank 0 learns of it through the per-step all-reduce
+    _, err = launcher.communicate(timeout=180)
+    steps = re.findall(r"interrupted by SIGTERM at step (\d+); checkpoint saved", err)
+    assert len(steps) == 2 and steps[0] == steps[1], err[-3000:]
+    step = int(steps[0])
+    assert json.loads((run / "checkpoints" / "latest.json").read_text())["step"] == step < 2000
+    assert read_checkpoint(run / "checkpoints" / f"step-{step:08d}.safetensors")[1]["step"] == step
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")

@@ -1,9 +1,10 @@
 """Checkpoint I/O: model weights in ``.safetensors``, training state in a separate file.
 
 **Weights** (``checkpoints/step-NNNNNNNN.safetensors``, ``checkpoints/final.safetensors``):
-the EMA weights of the denoiser as a flat ``state_dict`` plus two header entries,
-``format = "piddm-checkpoint"`` and ``metadata``, a JSON object holding everything needed to
-rebuild the model without the config file or the code that trained it::
+the EMA weights of the denoiser as a flat ``state_dict`` plus three header entries,
+``format = "piddm-checkpoint"``, ``sha256`` (:func:`content_digest` of the stored tensors,
+checked on every read) and ``metadata``, a JSON object holding everything needed to rebuild
+the model without the config file or the code that trained it::
 
     {"format_version": 1, "kind": "teacher", "step": 3000, "ema": true,
      "net": {UNetConfig fields}, "precond": {"type": "edm", "sigma_data": 0.5},
@@ -12,14 +13,18 @@ rebuild the model without the config file or the code that trained it::
 
 **Training state** (``checkpoints/state-NNNNNNNN.pt``, a ``torch.save`` dict of tensors and
 plain values, loadable with ``weights_only=True``): raw weights, EMA weights, optimizer,
-step, cumulative seconds, RNG states. Both are written atomically (temp file + fsync +
-rename); ``checkpoints/latest.json`` names the newest complete pair and is written last.
+step, cumulative seconds, RNG states, and ``sha256``, the :func:`content_digest` of all the
+rest. Both are written atomically (temp file + fsync + rename); ``checkpoints/latest.json``
+names the newest complete pair and is written last. Files without ``sha256`` (written before
+it existed) still load, unchecked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +41,7 @@ STATE_FORMAT = "piddm-training-state"
 FINAL_NAME = "final.safetensors"
 LATEST_NAME = "latest.json"
 CHECKPOINT_DIR = "checkpoints"
+HASH_KEY = "sha256"
 
 #: Builders of the outer denoiser around the inner U-Net, by ``metadata["precond"]["type"]``.
 #: A student parametrisation (e.g. PID's) registers itself here with :func:`register_precond`.
@@ -67,13 +73,79 @@ def step_state_name(step: int) -> str:
     return f"state-{step:08d}.pt"
 
 
+# ------------------------------------------------------------------------------ integrity
+def content_digest(value: Any) -> str:
+    """SHA-256 (hex) of a nest of dicts, lists and tensors, independent of the file format.
+
+    Dicts contribute their keys in sorted order, tensors their dtype, shape and raw bytes in
+    row-major order, other values their ``repr`` (the plain values of a checkpoint).
+    """
+    digest = hashlib.sha256()
+    _feed(digest, value)
+    return digest.hexdigest()
+
+
+def _feed(digest: Any, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"tensor {flat.dtype} {tuple(value.shape)}\n".encode())
+        digest.update(flat.view(torch.uint8).numpy())
+    elif isinstance(value, dict):
+        digest.update(f"dict {len(value)}\n".encode())
+        for key in sorted(value, key=repr):
+            digest.update(f"{key!r}\n".encode())
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"list {len(value)}\n".encode())
+        for item in value:
+            _feed(digest, item)
+    else:
+        digest.update(f"{value!r}\n".encode())
+
+
+def _check_complete(path: Path) -> None:
+    """Raise :class:`PiddmError` if a ``.safetensors`` file is shorter than its header says.
+
+    The layout is an 8-byte little-endian header length, a JSON header (``{...}``) giving each
+    tensor's byte range, then the tensor bytes. Files that do not look like that are left to
+    the safetensors reader to reject.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        prefix = handle.read(9)
+        if len(prefix) < 9 or prefix[8:9] != b"{":
+            return
+        header_len = int.from_bytes(prefix[:8], "little")
+        expected = 8 + header_len
+        if expected <= size:
+            handle.seek(8)
+            try:
+                header = json.loads(handle.read(header_len))
+                expected += max(
+                    (int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"),
+                    default=0,
+                )
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+                return
+    if size < expected:
+        raise PiddmError(
+            f"checkpoint {path} is truncated ({size} of at least {expected} bytes); it was not "
+            f"completely written or copied"
+        )
+
+
 # ------------------------------------------------------------------------------- weights
 def save_weights(path: str | os.PathLike[str], module: nn.Module, metadata: dict[str, Any]) -> Path:
-    """Write ``module``'s ``state_dict`` and ``metadata`` (JSON) atomically (``.safetensors``)."""
+    """Write ``module``'s ``state_dict`` (as stored: a float16 module gives float16 tensors),
+    its :func:`content_digest` and ``metadata`` (JSON) atomically (``.safetensors``)."""
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
-    header = {"format": CHECKPOINT_FORMAT, "metadata": json.dumps(metadata, sort_keys=True)}
+    header = {
+        "format": CHECKPOINT_FORMAT,
+        HASH_KEY: content_digest(tensors),
+        "metadata": json.dumps(metadata, sort_keys=True),
+    }
     target = Path(path)
     with atomic_output(target) as tmp:
         save_file(tensors, str(tmp), metadata=header)
@@ -81,12 +153,17 @@ def save_weights(path: str | os.PathLike[str], module: nn.Module, metadata: dict
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """``(state_dict on CPU, metadata)`` of a weights file; :class:`PiddmError` if unusable."""
+    """``(state_dict on CPU, metadata)`` of a weights file.
+
+    Raises :class:`PiddmError` if the file is missing, truncated, unreadable, foreign, or if
+    its tensors do not match the content hash stored with them.
+    """
     from safetensors import safe_open
 
     p = Path(path)
     if not p.is_file():
         raise PiddmError(f"checkpoint {p} does not exist")
+    _check_complete(p)
     try:
         with safe_open(str(p), framework="pt", device="cpu") as handle:
             header = handle.metadata() or {}
@@ -96,6 +173,11 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
         raise PiddmError(f"checkpoint {p} is not a readable .safetensors file ({first})") from None
     if header.get("format") != CHECKPOINT_FORMAT or "metadata" not in header:
         raise PiddmError(f"{p} is a .safetensors file but not a piddm checkpoint (no metadata)")
+    if HASH_KEY in header and header[HASH_KEY] != content_digest(tensors):
+        raise PiddmError(
+            f"checkpoint {p} is corrupted (content hash mismatch); the file was damaged after "
+            f"it was written: copy or export it again"
+        )
     try:
         metadata = json.loads(header["metadata"])
     except json.JSONDecodeError:
@@ -164,18 +246,26 @@ def load_model(
 
 # ------------------------------------------------------------------------ training state
 def save_training_state(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
-    """Write the training-state dict atomically (``torch.save``)."""
+    """Write the training-state dict and its :func:`content_digest` atomically (``torch.save``)."""
+    payload = {"format": STATE_FORMAT, **state}
+    payload[HASH_KEY] = content_digest(payload)
     target = Path(path)
     with atomic_output(target) as tmp:
-        torch.save({"format": STATE_FORMAT, **state}, tmp)
+        torch.save(payload, tmp)
     return target
 
 
 def load_training_state(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a training-state file saved by :func:`save_training_state` (tensors on CPU)."""
+    """Read a training-state file saved by :func:`save_training_state` (tensors on CPU).
+
+    Raises :class:`PiddmError` if it is missing, truncated, unreadable, foreign, or if its
+    content does not match its stored hash.
+    """
     p = Path(path)
     if not p.is_file():
         raise PiddmError(f"training state {p} does not exist")
+    if not zipfile.is_zipfile(p):  # torch.save writes a zip; a cut one lacks its end record
+        raise PiddmError(f"training state {p} is truncated or corrupt (not a complete torch file)")
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -183,6 +273,9 @@ def load_training_state(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise PiddmError(f"training state {p} is corrupt ({first})") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise PiddmError(f"{p} is not a piddm training-state file")
+    stored = state.pop(HASH_KEY, None)
+    if stored is not None and stored != content_digest(state):
+        raise PiddmError(f"training state {p} is corrupted (content hash mismatch)")
     return state
 
 

@@ -1,7 +1,9 @@
 """The ``piddm`` command: one entry point, sub-commands registered from :mod:`piddm.commands`.
 
 One error path: user errors (:class:`PiddmError`, bad flags) print ``error: <message>`` on one
-line and exit 2; internal errors exit 1 and show a traceback only under ``--debug``.
+line and exit 2; a training run stopped by SIGTERM / SIGINT (:class:`TrainingInterrupted`)
+prints one line and exits ``128 + signum``; internal errors exit 1 and show a traceback only
+under ``--debug``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import click
 
-from piddm.errors import PiddmError
+from piddm.errors import PiddmError, TrainingInterrupted
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
@@ -61,14 +63,24 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:  # bad flags, missing arguments, bad parameter values
-        click.echo(f"error: {exc.format_message()}", err=True)
+        click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
         code = EXIT_USER_ERROR
     except PiddmError as exc:
         click.echo(f"error: {exc}", err=True)
         code = EXIT_USER_ERROR
+    except TrainingInterrupted as exc:
+        click.echo(str(exc), err=True)
+        code = exc.exit_code
     except (KeyboardInterrupt, click.Abort):
         click.echo("error: interrupted", err=True)
         code = 130
+    except MemoryError as exc:  # the job asked for more memory than the machine has
+        detail = f" ({' '.join(str(exc).split())})" if str(exc) else ""
+        click.echo(
+            f"error: out of memory{detail}; use a smaller --n, --batch-size or resolution",
+            err=True,
+        )
+        code = EXIT_USER_ERROR
     except Exception as exc:  # an internal error: a bug, not the user's fault
         if debug:
             traceback.print_exc()

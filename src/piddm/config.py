@@ -247,6 +247,8 @@ def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | Non
         raise PiddmError(f"config {p}: {problem}{where}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PiddmError(f"config {p}: cannot read ({exc})") from None
+    except RecursionError:
+        raise PiddmError(f"config {p}: nested too deeply to be a config") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -402,12 +404,18 @@ def _convert(value: Any, tp: Any, path: str, check: Check | None) -> Any:
         return value
     if tp is int:
         number = _as_int(value)
+        if number is not None and not -(2**63) <= number < 2**63:
+            raise PiddmError(f"config {path}: {_show(value)} is too large (the limit is 2**63)")
         if number is None or (check is not None and not check.ok(number)):
             raise PiddmError(f"config {path}: expected {_describe(tp, check)}, got {_show(value)}")
         return number
     if tp is float:
         number = _as_float(value)
-        if number is None or (check is not None and not check.ok(number)):
+        if (
+            number is None
+            or not math.isfinite(number)
+            or (check is not None and not check.ok(number))
+        ):
             raise PiddmError(f"config {path}: expected {_describe(tp, check)}, got {_show(value)}")
         return number
     if tp is str:
@@ -469,7 +477,7 @@ def _describe(tp: Any, check: Check | None) -> str:
     if tp is int:
         return check.describe("integer") if check else "an integer"
     if tp is float:
-        return check.describe("number") if check else "a number"
+        return check.describe("number") if check else "a finite number"
     if tp is bool:
         return "true or false"
     if tp is str:

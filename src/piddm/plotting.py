@@ -29,7 +29,8 @@ def _imshow(ax: plt.Axes, image: np.ndarray, title: str, **kwargs: object) -> No
 def residual_norm(residual: np.ndarray) -> SymLogNorm:
     """Diverging, symmetric-log colour scale centred at 0 (residuals span many decades)."""
     peak = float(np.abs(residual).max()) or 1.0
-    return SymLogNorm(linthresh=max(peak * 1e-3, 1e-12), vmin=-peak, vmax=peak)
+    # linscale 1: the linear band around 0 gets a decade's height, so tick labels don't overlap
+    return SymLogNorm(linthresh=max(peak * 1e-3, 1e-12), linscale=1.0, vmin=-peak, vmax=peak)
 
 
 def save_figure(fig: plt.Figure, out: str | Path, overwrite: bool = True) -> Path:

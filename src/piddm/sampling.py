@@ -107,8 +107,8 @@ def generate_samples(
         raise PiddmError(f"--n must be positive, got {n}")
     if batch_size <= 0:
         raise PiddmError(f"--batch-size must be positive, got {batch_size}")
+    out = np.empty((n, *shape), dtype=np.float32)  # first: an impossible n fails at once
     seeds = np.array([sample_seed(seed, i) for i in range(n)], dtype=np.int64)
-    out = np.empty((n, *shape), dtype=np.float32)
     start = time.perf_counter()
     with tqdm(total=n, unit="sample", desc="sampling", disable=not progress) as bar:
         for begin in range(0, n, batch_size):

@@ -60,3 +60,18 @@ def test_task_figure_rejects_bad_shapes_and_existing_files(tmp_path: Path) -> No
     with pytest.raises(PiddmError, match="exists"):
         plot_task_instance(pde, truth, estimate, std, mask, target, overwrite=False)
     assert target.read_bytes() == b"old"
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` in pixels from a PNG's IHDR chunk."""
+    header = path.read_bytes()[16:24]
+    return int.from_bytes(header[:4], "big"), int.from_bytes(header[4:], "big")
+
+
+def test_task_figure_without_truth_has_estimate_and_std_columns_only(tmp_path: Path) -> None:
+    pde, truth, estimate, std, mask = fake_result("darcy", "reconstruct")
+    full = plot_task_instance(pde, truth, estimate, std, mask, tmp_path / "full.png")
+    bare = plot_task_instance(pde, None, estimate, std, mask, tmp_path / "bare.png")
+    (full_w, full_h), (bare_w, bare_h) = png_size(full), png_size(bare)
+    assert bare.read_bytes()[:8] == PNG_MAGIC
+    assert abs(bare_h - full_h) <= 10 and 0.4 * full_w < bare_w < 0.6 * full_w  # 2 of 4 columns

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from piddm.commands import bench, data, distill, evaluate, sample, solve, train
+from piddm.commands import bench, data, demo, distill, evaluate, sample, solve, train
 
 COMMANDS: list[click.Command] = [
     data.command,
@@ -14,4 +14,5 @@ COMMANDS: list[click.Command] = [
     evaluate.command,
     solve.command,
     bench.command,
+    demo.command,
 ]

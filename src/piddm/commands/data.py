@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from piddm.cli import emit_json
+from piddm.commands.options import INT64, SEED
 from piddm.errors import PiddmError
 
 PROGRESS_HELP = "Hide the progress bar."
@@ -22,12 +23,14 @@ def command() -> None:
 @command.command(name="generate")
 @click.argument("pde")
 @click.option(
-    "--resolution", "-s", type=int, required=True, help="Grid size S (S x S nodes), >= 8."
+    "--resolution", "-s", type=INT64, required=True, help="Grid size S (S x S nodes), 8 to 4096."
 )
-@click.option("--n", "n", type=int, required=True, help="Number of samples (all shards together).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Dataset seed.")
+@click.option(
+    "--n", "n", type=INT64, required=True, help="Number of samples (all shards together)."
+)
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Dataset seed.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output .h5 file.")
-@click.option("--workers", type=int, default=1, show_default=True, help="Solver processes.")
+@click.option("--workers", type=INT64, default=1, show_default=True, help="Solver processes.")
 @click.option(
     "--shard", default=None, help="Generate only shard I/N of the n samples (job arrays)."
 )

@@ -5,22 +5,29 @@ from __future__ import annotations
 import click
 
 from piddm.cli import emit_json
-from piddm.commands.options import device_option, json_option, model_option, quiet_option
+from piddm.commands.options import (
+    INT64,
+    SEED,
+    device_option,
+    json_option,
+    model_option,
+    quiet_option,
+)
 
 
 @click.command(name="sample")
 @model_option
-@click.option("--n", "n", type=int, required=True, help="Number of samples.")
-@click.option("--steps", type=int, default=None, help="Teacher Heun steps [default: config, 18].")
+@click.option("--n", "n", type=INT64, required=True, help="Number of samples.")
+@click.option("--steps", type=INT64, default=None, help="Teacher Heun steps [default: config, 18].")
 @click.option(
-    "--refine", type=int, default=0, show_default=True, help="Student latent refinement steps."
+    "--refine", type=INT64, default=0, show_default=True, help="Student latent refinement steps."
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Sample seed.")
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Sample seed.")
+@click.option("--batch-size", type=INT64, default=64, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output .h5 file.")
 @click.option("--pde", default=None, help="Refuse a model of any other PDE.")
 @click.option(
-    "--resolution", type=int, default=None, help="Refuse a model of any other resolution."
+    "--resolution", type=INT64, default=None, help="Refuse a model of any other resolution."
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @device_option

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from piddm.cli import emit_json
-from piddm.commands.options import device_option, json_option, model_option
+from piddm.commands.options import INT64, SEED, device_option, json_option, model_option
 from piddm.errors import PiddmError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from piddm.pdes import PDE
 
 FIGURES = 3  # instances drawn as figures
 
@@ -16,14 +22,33 @@ FIGURES = 3  # instances drawn as figures
 @click.command(name="solve")
 @click.argument("task", type=click.Choice(["forward", "inverse", "reconstruct"]))
 @model_option
-@click.option("--data", required=True, type=click.Path(dir_okay=False), help="Instances (.h5).")
-@click.option("--obs-fraction", type=float, required=True, help="Observed fraction in (0, 1].")
-@click.option("--n", "n", type=int, default=None, help="Solve the first N instances [all].")
-@click.option("--ensemble", type=int, default=4, show_default=True, help="Latents per instance.")
-@click.option("--steps", type=int, default=200, show_default=True, help="Optimiser steps.")
+@click.option(
+    "--data",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Instances (.h5 dataset): the truth. Required with --obs-fraction; optional with --obs "
+    "(then only for the metrics).",
+)
+@click.option(
+    "--obs-fraction",
+    type=float,
+    default=None,
+    help="Observe a random fraction in (0, 1] of the truth's nodes (needs --data).",
+)
+@click.option(
+    "--obs",
+    "obs_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Observation file (.h5, .hdf5 or .npz) with 'values' and 'mask' (see above); "
+    "instead of --obs-fraction.",
+)
+@click.option("--n", "n", type=INT64, default=None, help="Solve the first N instances [all].")
+@click.option("--ensemble", type=INT64, default=4, show_default=True, help="Latents per instance.")
+@click.option("--steps", type=INT64, default=200, show_default=True, help="Optimiser steps.")
 @click.option("--lr", type=float, default=0.05, show_default=True, help="Adam learning rate.")
 @click.option("--lambda-infer", type=float, default=1.0, show_default=True, help="Residual weight.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Masks and initial latents.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Masks and initial latents.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output .h5 file.")
 @click.option(
     "--figures",
@@ -37,8 +62,9 @@ FIGURES = 3  # instances drawn as figures
 def command(
     task: str,
     model: str,
-    data: str,
-    obs_fraction: float,
+    data: str | None,
+    obs_fraction: float | None,
+    obs_file: str | None,
     n: int | None,
     ensemble: int,
     steps: int,
@@ -51,71 +77,137 @@ def command(
     device: str,
     as_json: bool,
 ) -> None:
-    """Solve TASK for the instances in --data with a one-step student.
+    """Solve TASK for the instances in --data (or --obs) with a one-step student.
 
     forward: the coefficient (initial condition) is observed at a random --obs-fraction of
     its nodes (all of them with 1.0); inverse: the solution is observed; reconstruct: random
     subsets of both. An ensemble of latents per instance is optimised (SPEC 3.6); the
     estimate is the ensemble mean, the uncertainty its std. Writes truth, mask, estimate and
     std (N, C, S, S) to --out and truth / estimate / |error| / std figures.
+
+    \b
+    Your own observations: --obs FILE instead of --obs-fraction. FILE is .h5/.hdf5 (datasets)
+    or .npz (numpy.savez) with two arrays:
+      values  (N, C, S, S), or (C, S, S) for one instance: physical units, the PDE's channel
+              order; NaN allowed at unobserved nodes only
+      mask    (N, C, S, S), or (C, S, S) shared by all instances: bool or 0/1, 1 = observed
+    Each instance must observe some but not all nodes. TASK then only labels the output. With
+    --data as well, its first N instances are the truth for the metrics; without it the
+    output holds mask, estimate and std only and the truth metrics are null. Observed values
+    are kept exactly in the estimate.
     """
+    import numpy as np
     import torch
 
     from piddm.atomic import check_output_path
     from piddm.data.io import read_dataset
     from piddm.distill import one_step_generator
-    from piddm.metrics import task_metrics
+    from piddm.metrics import per_sample_residual, task_metrics
     from piddm.models import load_any
-    from piddm.sampling import TEACHER_KINDS, check_model_matches
-    from piddm.tasks import LatentOptConfig, check_fraction, solve_task
+    from piddm.sampling import TEACHER_KINDS, check_model_matches, pde_of
+    from piddm.tasks import (
+        LatentOptConfig,
+        check_against_truth,
+        check_fraction,
+        check_observation_path,
+        optimise_latents,
+        read_observations,
+        solve_task,
+    )
     from piddm.training.distributed import DistInfo, resolve_device
 
-    check_fraction(obs_fraction)
+    if (obs_fraction is None) == (obs_file is None):
+        raise PiddmError(
+            "pass exactly one of --obs-fraction F (random observations of --data) and "
+            "--obs FILE (your own observations)"
+        )
+    if obs_file is not None:
+        check_observation_path(obs_file)
+    if obs_fraction is not None:
+        check_fraction(obs_fraction)
+        if data is None:
+            raise PiddmError("--obs-fraction observes the truth: pass it with --data FILE.h5")
     if n is not None and n <= 0:
         raise PiddmError(f"--n must be positive, got {n}")
     out_path = check_output_path(out, overwrite)
+    figure_dir = Path(figures) if figures else out_path.with_name(out_path.stem + "-figures")
+    if figure_dir.exists() and not figure_dir.is_dir():
+        raise PiddmError(f"--figures {figure_dir} exists and is not a directory")
     config = LatentOptConfig(steps=steps, lr=lr, lambda_infer=lambda_infer, ensemble=ensemble)
-    instances = read_dataset(data, limit=n)
+    instances = read_dataset(data, limit=n) if data is not None else None
     torch_device = resolve_device(device, DistInfo(0, 1, 0))
     student, metadata = load_any(model, torch_device)
     if metadata.get("kind") in TEACHER_KINDS:
         raise PiddmError("solve needs a one-step student (piddm distill), not a diffusion teacher")
-    check_model_matches(metadata, instances.pde.name, instances.pde.resolution)
-    pde = instances.pde
-    truth = torch.from_numpy(instances.fields).double().to(torch_device)
+    if instances is not None:
+        check_model_matches(metadata, instances.pde.name, instances.pde.resolution)
+        pde = instances.pde
+    else:
+        pde = pde_of(metadata)
+    observations = None
+    if obs_file is not None:
+        observations = read_observations(obs_file, pde, limit=n)
+        if instances is not None:
+            check_against_truth(observations, instances.fields.shape, data)
     generator = one_step_generator(student, metadata)
     rng = torch.Generator().manual_seed(seed)
-    mask, result = solve_task(generator, pde, truth, task, obs_fraction, config, rng=rng)
-    truth_np, mask_np = truth.cpu().numpy(), mask.cpu().numpy()
+    truth = None
+    if instances is not None:
+        truth = torch.from_numpy(instances.fields).double().to(torch_device)
+    if observations is None:
+        assert truth is not None and obs_fraction is not None
+        mask, result = solve_task(generator, pde, truth, task, obs_fraction, config, rng=rng)
+        label = f"{100 * obs_fraction:g} % observed"
+    else:
+        values = torch.from_numpy(observations.values).to(torch_device)
+        mask = torch.from_numpy(observations.mask).to(torch_device)
+        result = optimise_latents(generator, pde, values, mask, config, rng=rng)
+        label = f"{100 * observations.observed_fraction:.3g} % of nodes observed ({obs_file})"
+    truth_np = None if truth is None else truth.cpu().numpy()
+    mask_np = mask.cpu().numpy()
     estimate, std = result.estimate.cpu().numpy(), result.std.cpu().numpy()
-    _write(out_path, truth_np, mask_np, estimate, std, task, obs_fraction, str(model), pde)
-    figure_dir = Path(figures) if figures else out_path.with_name(out_path.stem + "-figures")
+    if not (np.isfinite(estimate).all() and np.isfinite(std).all()):
+        raise PiddmError(
+            "the latent optimisation diverged (NaN/Inf estimates); lower --lr or --lambda-infer"
+        )
+    attrs = {"obs_fraction": obs_fraction} if obs_file is None else {"observations": obs_file}
+    _write(out_path, truth_np, mask_np, estimate, std, task, attrs, str(model), pde)
     figure_dir.mkdir(parents=True, exist_ok=True)
     from piddm.tasks import plot_task_instance
 
-    for i in range(min(FIGURES, len(truth_np))):
+    for i in range(min(FIGURES, len(estimate))):
         plot_task_instance(
             pde,
-            truth_np[i],
+            None if truth_np is None else truth_np[i],
             estimate[i],
             std[i],
             mask_np[i],
             figure_dir / f"{task}-{i}.png",
-            title=f"{pde.name} {task}, {100 * obs_fraction:g} % observed, instance {i}",
+            title=f"{pde.name} {task}, {label}, instance {i}",
         )
+    if truth_np is not None:
+        metrics = task_metrics(pde, estimate, truth_np)
+    else:  # no truth: only the residual of the estimates
+        metrics = {
+            "rel_l2_coefficient": None,
+            "rel_l2_solution": None,
+            "error_rate": None,
+            "residual_mean": float(per_sample_residual(pde, estimate).mean()),
+        }
     summary = {
-        **task_metrics(pde, estimate, truth_np),
+        **metrics,
         "seconds_per_instance": result.seconds_per_instance,
         "nfe": result.nfe + result.nfe_backward,
-        "n": len(truth_np),
+        "n": len(estimate),
         "task": task,
+        "observed_fraction": float(mask_np.mean()),
         "out": str(out_path),
         "figures": str(figure_dir),
     }
     if as_json:
         emit_json(summary)
         return
-    click.echo(f"{task}: {len(truth_np)} {pde.name} instances, {100 * obs_fraction:g} % observed")
+    click.echo(f"{task}: {len(estimate)} {pde.name} instances, {label}")
     for key in ("rel_l2_coefficient", "rel_l2_solution", "error_rate", "residual_mean"):
         if summary[key] is not None:
             click.echo(f"  {key:<20} {summary[key]:.4g}")
@@ -125,22 +217,36 @@ def command(
     )
 
 
-def _write(path: Path, truth, mask, estimate, std, task, fraction, model, pde) -> None:  # noqa: ANN001
+def _write(
+    path: Path,
+    truth: np.ndarray | None,
+    mask: np.ndarray,
+    estimate: np.ndarray,
+    std: np.ndarray,
+    task: str,
+    attrs: dict[str, Any],
+    model: str,
+    pde: PDE,
+) -> None:
+    """Write the solve output atomically: ``truth`` (if known), ``mask``, ``estimate``, ``std``."""
     import h5py
     import numpy as np
 
     from piddm.atomic import atomic_output
 
+    arrays = {"truth": truth, "mask": mask, "estimate": estimate, "std": std}
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as handle:
-        for name, value in (("truth", truth), ("mask", mask), ("estimate", estimate), ("std", std)):
+        for name, value in arrays.items():
+            if value is None:
+                continue
             handle.create_dataset(
                 name, data=np.asarray(value, dtype=bool if name == "mask" else np.float32)
             )
         handle.attrs.update(
             format="piddm-solve",
             task=task,
-            obs_fraction=fraction,
             model=model,
             pde=pde.name,
             resolution=pde.resolution,
+            **attrs,
         )

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
 
 from piddm.errors import PiddmError
+
+if TYPE_CHECKING:
+    from piddm.config import Config
 
 
 def _parse_overrides(items: tuple[str, ...]) -> dict[str, object]:
@@ -19,7 +23,7 @@ def _parse_overrides(items: tuple[str, ...]) -> dict[str, object]:
             raise PiddmError(f"--set expects KEY=VALUE (e.g. optim.lr=1e-3), got {item!r}")
         try:
             overrides[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             raise PiddmError(f"--set {key}: cannot parse value {value!r}") from None
     return overrides
 
@@ -65,6 +69,12 @@ def _parse_overrides(items: tuple[str, ...]) -> dict[str, object]:
     help="Override a config setting, e.g. --set optim.lr=1e-3 (repeatable).",
 )
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Validate the config, the dataset and the network, print a summary and exit without "
+    "training (nothing is written).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of results.")
 def command(
     config_path: Path,
@@ -76,6 +86,7 @@ def command(
     device: str,
     overrides: tuple[str, ...],
     progress: bool,
+    dry_run: bool,
     as_json: bool,
 ) -> None:
     """Train an EDM teacher (SPEC section 2) as configured.
@@ -94,6 +105,22 @@ def command(
     if steps is not None:
         extra["train.steps"] = steps
     cfg = load_config(config_path, extra)
+    if dry_run:
+        summary = check_run(cfg, data)
+        if as_json:
+            emit_json(summary)
+        else:
+            source = (
+                f"{summary['data_samples']} samples in {summary['data']}"
+                if summary["data_samples"] is not None
+                else f"{summary['data']} (to be generated: {cfg.data.n} samples)"
+            )
+            click.echo(
+                f"config OK: {cfg.pde.name} {cfg.pde.resolution}^2 teacher, "
+                f"{summary['parameters']:,} parameters, {cfg.train.steps} steps; data {source}; "
+                f"nothing trained (--dry-run)"
+            )
+        return
     result = train(
         cfg,
         data=data,
@@ -115,3 +142,62 @@ def command(
             f"trained {result.steps} steps in {result.seconds:.1f} s (loss {loss}{tail}); "
             f"weights: {result.checkpoint}"
         )
+
+
+def check_run(cfg: Config, data: Path | None) -> dict[str, Any]:
+    """``piddm train --dry-run``: validate ``cfg`` as :func:`piddm.training.train` would, without
+    training, generating data or touching a run directory.
+
+    Checks the kind, the PDE, the dataset (if it exists: readable, of the config's PDE, grid
+    and parameters, enough samples after ``data.n_holdout``; else that ``data.n`` lets the
+    solver generate it) and builds the network on PyTorch's ``meta`` device (no memory) and
+    runs one forward pass there, which catches architectures the U-Net cannot take. Returns a
+    JSON-ready summary; raises :class:`PiddmError` for any problem.
+    """
+    import torch
+
+    from piddm.config import config_to_dict, validate_config
+    from piddm.diffusion import EDMPrecond
+    from piddm.models import resolve_model
+    from piddm.nets import build_unet
+    from piddm.pdes import get_pde
+    from piddm.training.teacher import load_training_fields, unet_config
+
+    if cfg.kind != "teacher":
+        raise PiddmError(f"config kind: 'piddm train' trains teachers, got kind {cfg.kind!r}")
+    if data is not None:
+        cfg = cfg.replace({"data.path": str(data)})
+    validate_config(cfg)
+    pde = get_pde(cfg.pde.name, cfg.pde.resolution, **cfg.pde.params)
+    if cfg.data.path is None:
+        raise PiddmError("config data.path: no dataset given (set data.path or pass --data FILE)")
+    path = Path(cfg.data.path)
+    samples = None
+    if path.exists():
+        samples = int(load_training_fields(cfg, pde, path).shape[0])
+    elif data is not None or cfg.data.n is None:
+        hint = "" if data is not None else " (set data.n to generate it with the solver)"
+        raise PiddmError(f"dataset {path} does not exist{hint}")
+    if cfg.train.init_from is not None:
+        resolve_model(cfg.train.init_from)
+    shape = (1, pde.num_channels, pde.resolution, pde.resolution)
+    try:
+        with torch.device("meta"):
+            model = EDMPrecond(
+                build_unet(unet_config(cfg, pde)), sigma_data=cfg.diffusion.sigma_data
+            )
+            out = model(torch.zeros(shape), torch.ones(1))
+    except (RuntimeError, TypeError, ValueError, OverflowError) as exc:  # e.g. sizes > int64
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PiddmError(
+            f"config net: cannot build the network for {pde.name} {pde.resolution}^2 ({first})"
+        ) from None
+    if tuple(out.shape) != shape:  # pragma: no cover (a programming error)
+        raise RuntimeError(f"the network maps {shape} to {tuple(out.shape)}")
+    return {
+        "dry_run": True,
+        "config": config_to_dict(cfg),
+        "data": str(path),
+        "data_samples": samples,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }

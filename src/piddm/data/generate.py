@@ -24,6 +24,7 @@ from piddm.data.io import (
     open_dataset_file,
     pde_from_attrs,
     read_attrs,
+    reading,
 )
 from piddm.errors import PiddmError
 from piddm.pdes import PDE, get_pde
@@ -82,7 +83,9 @@ def _init_worker(name: str, resolution: int, params: dict[str, float]) -> None:
 
 def _solve_chunk(seeds: Sequence[int]) -> np.ndarray:
     assert _WORKER_PDE is not None
-    return np.stack([_WORKER_PDE.generate(s) for s in seeds]).astype(np.float32)
+    fields = np.stack([_WORKER_PDE.generate(s) for s in seeds])
+    with np.errstate(over="ignore"):  # values beyond float32 become inf: refused by the caller
+        return fields.astype(np.float32)
 
 
 def _chunks(seeds: list[int]) -> Iterator[list[int]]:
@@ -126,6 +129,11 @@ def generate_dataset(
             for block_seeds, block in zip(
                 _chunks(seeds), _solve_blocks(pde, seeds, workers), strict=True
             ):
+                if not np.isfinite(block).all():
+                    raise PiddmError(
+                        f"the {pde.name} solver produced NaN/Inf values (float32) with "
+                        f"parameters {pde.params}; check the PDE parameters"
+                    )
                 writer.append(block, block_seeds)
                 bar.update(len(block_seeds))
         finally:
@@ -166,13 +174,12 @@ def merge_shards(paths: Sequence[str | Path], out: str | Path, overwrite: bool =
     out_path = check_output_path(out, overwrite)
     shards = []
     for path in paths:
-        with open_dataset_file(path) as handle:
+        with open_dataset_file(path) as handle, reading(path):
             attrs = read_attrs(handle)
-            if "shard" not in attrs:
-                raise PiddmError(f"{path} is not a shard (no 'shard' attribute)")
-            shards.append(
-                (int(attrs["index_start"]), int(handle["fields"].shape[0]), Path(path), attrs)
-            )
+            count = int(handle["fields"].shape[0])
+        if "shard" not in attrs:
+            raise PiddmError(f"{path} is not a shard (no 'shard' attribute)")
+        shards.append((int(attrs["index_start"]), count, Path(path), attrs))
     shards.sort(key=lambda item: item[0])
     first = shards[0][3]
     same_keys = ("pde", "resolution", "params", "generator")
@@ -195,8 +202,10 @@ def merge_shards(paths: Sequence[str | Path], out: str | Path, overwrite: bool =
             for _, count, path, _ in shards:
                 with open_dataset_file(path) as handle:
                     for begin in range(0, count, CHUNK):
-                        stop = min(begin + CHUNK, count)
-                        writer.append(handle["fields"][begin:stop], handle["seeds"][begin:stop])
+                        rows = slice(begin, min(begin + CHUNK, count))
+                        with reading(path):
+                            fields, seeds = handle["fields"][rows], handle["seeds"][rows]
+                        writer.append(fields, seeds)
         finally:
             writer.close()
     return out_path

@@ -7,18 +7,32 @@ Layout of one file (one split):
 * attributes: ``format = "piddm-dataset"``, ``format_version``, ``pde``, ``resolution``, ``h``,
   ``params`` (JSON), ``channels``, ``norm_shift``, ``norm_scale``, ``generator`` (JSON of the
   generator settings), ``piddm_version``; shards add ``shard`` (``"I/N"``) and ``index_start``.
+
+Integrity: every byte that :class:`DatasetWriter` writes is under a checksum that the HDF5
+library verifies when it reads it. The arrays carry the Fletcher-32 filter, one checksum per
+chunk (per sample for ``fields``), so a partial read checks just what it reads; the metadata
+is in the latest file format, whose superblock, object headers and chunk indices are
+checksummed, with the attributes kept in the root group's header (not in a heap) and strings
+stored as fixed-length UTF-8 bytes (not in the unchecksummed global heap, whose corruption
+can hang the HDF5 library). A file shorter than its superblock says is refused on opening.
+Each failure is a one-line :class:`PiddmError` naming the file (:func:`open_dataset_file`,
+:func:`reading`). Files written before these measures still load, less protected.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable
+import os
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
+from h5py import h5f, h5p
 
 from piddm.atomic import atomic_output, check_output_path
 from piddm.errors import PiddmError
@@ -26,6 +40,9 @@ from piddm.pdes import PDE, get_pde
 
 FORMAT_NAME = "piddm-dataset"
 FORMAT_VERSION = 1
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: Attributes stay in the (checksummed) root group header up to this many (HDF5's default: 8).
+MAX_COMPACT_ATTRIBUTES = 64
 
 
 @dataclass
@@ -65,16 +82,21 @@ class DatasetWriter:
     """Write samples one at a time into a fresh HDF5 file (used inside :func:`atomic_output`)."""
 
     def __init__(self, path: Path, n: int, pde: PDE, attrs: dict[str, Any]) -> None:
-        self.file = h5py.File(path, "w", libver="latest")
+        self.file = _create_checksummed_file(path)
         shape = (n, pde.num_channels, pde.resolution, pde.resolution)
         self.fields = self.file.create_dataset(
-            "fields", shape=shape, dtype=np.float32, chunks=(1, *shape[1:]), track_times=False
+            "fields",
+            shape=shape,
+            dtype=np.float32,
+            chunks=(1, *shape[1:]),
+            fletcher32=True,
+            track_times=False,
         )
         self.seeds = self.file.create_dataset(
-            "seeds", shape=(n,), dtype=np.int64, track_times=False
+            "seeds", shape=(n,), dtype=np.int64, chunks=True, fletcher32=True, track_times=False
         )
         for key, value in attrs.items():
-            self.file.attrs[key] = value
+            self.file.attrs[key] = _fixed_length_strings(value)
         self.position = 0
 
     def append(self, fields: np.ndarray, seeds: Iterable[int]) -> None:
@@ -86,6 +108,29 @@ class DatasetWriter:
 
     def close(self) -> None:
         self.file.close()
+
+
+def _create_checksummed_file(path: Path) -> h5py.File:
+    """A new HDF5 file (truncating ``path``) in the latest format with compact attributes."""
+    access = h5p.create(h5p.FILE_ACCESS)
+    access.set_libver_bounds(h5f.LIBVER_LATEST, h5f.LIBVER_LATEST)
+    creation = h5p.create(h5p.FILE_CREATE)
+    creation.set_obj_track_times(False)  # no timestamps: the same content, the same bytes
+    creation.set_attr_phase_change(MAX_COMPACT_ATTRIBUTES, 0)
+    file_id = h5f.create(os.fsencode(path), h5f.ACC_TRUNC, fcpl=creation, fapl=access)
+    return h5py.File(file_id)
+
+
+def _fixed_length_strings(value: Any) -> Any:
+    """An attribute value with its strings (a ``str`` or an array of them) as UTF-8 bytes."""
+    if isinstance(value, str):
+        return np.bytes_(value.encode())
+    array = np.asarray(value)
+    if array.dtype.kind in "OU":
+        return np.array([str(item).encode() for item in array.ravel()], dtype=bytes).reshape(
+            array.shape
+        )
+    return value
 
 
 def write_dataset(
@@ -110,18 +155,56 @@ def write_dataset(
 
 
 def open_dataset_file(path: str | Path) -> h5py.File:
-    """Open a piddm dataset read-only; :class:`PiddmError` if missing, not HDF5 or foreign."""
+    """Open a piddm dataset read-only.
+
+    Raises :class:`PiddmError` if the file is missing, truncated, not HDF5, damaged or foreign.
+    """
     p = Path(path)
     if not p.is_file():
         raise PiddmError(f"dataset {p} does not exist")
     try:
         handle = h5py.File(p, "r")
-    except OSError:
-        raise PiddmError(f"{p} is not an HDF5 file") from None
-    if handle.attrs.get("format") != FORMAT_NAME or "fields" not in handle:
+    except OSError as exc:
+        raise _unopenable(p, exc) from None
+    try:
+        with reading(p):
+            foreign = _plain(handle.attrs.get("format")) != FORMAT_NAME or "fields" not in handle
+        if foreign:
+            raise PiddmError(
+                f"{p} is an HDF5 file but not a piddm dataset (no 'format={FORMAT_NAME}')"
+            )
+    except PiddmError:
         handle.close()
-        raise PiddmError(f"{p} is an HDF5 file but not a piddm dataset (no 'format={FORMAT_NAME}')")
+        raise
     return handle
+
+
+def _unopenable(path: Path, exc: OSError) -> PiddmError:
+    """The user error for a file that HDF5 refuses to open."""
+    text = str(exc)
+    if "truncated file" in text:
+        sizes = re.search(r"eof = (\d+).*stored_eof = (\d+)", text)
+        of = f" ({sizes[1]} of {sizes[2]} bytes)" if sizes else ""
+        return PiddmError(
+            f"dataset {path} is truncated{of}; it was not completely written or copied"
+        )
+    with open(path, "rb") as handle:
+        is_hdf5 = handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
+    if is_hdf5:
+        return PiddmError(f"dataset {path} is corrupted (HDF5 cannot open it: {text})")
+    return PiddmError(f"{path} is not an HDF5 file")
+
+
+@contextlib.contextmanager
+def reading(path: str | Path) -> Iterator[None]:
+    """Turn HDF5 read failures inside the block (a chunk failing its checksum, damaged
+    metadata) into a :class:`PiddmError` naming ``path``."""
+    try:
+        yield
+    except (OSError, KeyError) as exc:  # h5py raises KeyError for a damaged object header
+        text = str(exc.args[0]) if exc.args else type(exc).__name__
+        what = "checksum mismatch" if "filter" in text else f"HDF5: {text}"
+        raise PiddmError(f"dataset {path} is corrupted ({what})") from None
 
 
 def pde_from_attrs(attrs: Any, source: str = "dataset") -> PDE:
@@ -165,11 +248,11 @@ def read_dataset(
 ) -> FieldData:
     """Load a dataset (the first ``limit`` samples) and validate it.
 
-    Raises :class:`PiddmError` if the file is not a piddm dataset, if its shape disagrees with
-    its metadata, if it contains NaN/Inf (``check_finite``), or if ``pde`` / ``resolution``
-    are given and differ from the file's.
+    Raises :class:`PiddmError` if the file is not a piddm dataset, is truncated or corrupted,
+    if its shape disagrees with its metadata, if it contains NaN/Inf (``check_finite``), or if
+    ``pde`` / ``resolution`` are given and differ from the file's.
     """
-    with open_dataset_file(path) as handle:
+    with open_dataset_file(path) as handle, reading(path):
         attrs = read_attrs(handle)
         model_pde = pde_from_attrs(attrs, f"dataset {path}")
         fields_ds = handle["fields"]

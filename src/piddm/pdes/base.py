@@ -23,6 +23,9 @@ import torch
 
 from piddm.errors import PiddmError
 
+#: The largest supported grid (``S x S`` nodes): 16.7 M nodes per field.
+MAX_RESOLUTION = 4096
+
 
 @dataclass(frozen=True)
 class Normalisation:
@@ -64,10 +67,15 @@ class PDE(ABC):
     #: Poisson / Helmholtz ``E[a**2] ~ 0.1``, Burgers ``E[u_t**2] ~ 0.025``); the training term is
     #: ``Rn = mean squared residual / residual_scale``, so one ``lambda`` transfers between PDEs.
     residual_scale: ClassVar[float] = 1.0
+    #: Lower bounds of parameters, ``name -> (low, open)``: ``value > low`` if ``open`` else
+    #: ``value >= low`` (every parameter must also be a finite number).
+    param_bounds: ClassVar[dict[str, tuple[float, bool]]] = {}
 
     def __init__(self, resolution: int, **params: float) -> None:
         if int(resolution) != resolution or resolution < 8:
             raise PiddmError(f"resolution must be an integer >= 8, got {resolution}")
+        if resolution > MAX_RESOLUTION:
+            raise PiddmError(f"resolution must be at most {MAX_RESOLUTION}, got {resolution}")
         unknown = set(params) - set(self.default_params)
         if unknown:
             raise PiddmError(
@@ -77,9 +85,21 @@ class PDE(ABC):
         self.resolution = int(resolution)
         self.params: dict[str, float] = {
             **self.default_params,
-            **{k: float(v) for k, v in params.items()},
+            **{k: _param_value(self.name, k, v) for k, v in params.items()},
         }
+        for key, (low, low_open) in self.param_bounds.items():
+            value = self.params[key]
+            if value < low or (low_open and value == low):
+                raise PiddmError(
+                    f"parameter {key} of PDE '{self.name}' must be "
+                    f"{'>' if low_open else '>='} {low:g}, got {value:g}"
+                )
+        self.check_params()
         self._mask_cache: dict[torch.device, torch.Tensor] = {}
+
+    def check_params(self) -> None:
+        """Cross-parameter checks of a subclass (raise :class:`PiddmError`); none by default."""
+        return None
 
     # ------------------------------------------------------------------ grid
     @property
@@ -166,6 +186,17 @@ class PDE(ABC):
             "norm_shift": list(self.normalisation.shift),
             "norm_scale": list(self.normalisation.scale),
         }
+
+
+def _param_value(pde: str, key: str, value: Any) -> float:
+    """``value`` as a finite float, else :class:`PiddmError` naming the parameter."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or not np.isfinite(number):
+        raise PiddmError(f"parameter {key} of PDE '{pde}' must be a finite number, got {value!r}")
+    return number
 
 
 def neighbours(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -46,6 +46,11 @@ class Burgers(PDE):
     coefficient_channel: ClassVar[int] = 0
     solution_channel: ClassVar[int] = 0
     default_params: ClassVar[dict[str, float]] = {"nu": 0.01, "ic_scale": 0.5}
+    #: Viscous Burgers: ``nu > 0``; the initial condition's amplitude ``ic_scale >= 0``.
+    param_bounds: ClassVar[dict[str, tuple[float, bool]]] = {
+        "nu": (0.0, True),
+        "ic_scale": (0.0, False),
+    }
     normalisation: ClassVar[Normalisation] = Normalisation(shift=(0.0,), scale=(0.5,))
     residual_scale: ClassVar[float] = 0.025  # E[u_t**2] of the data at 32^2
     grf_alpha: ClassVar[float] = 2.5

@@ -12,6 +12,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from piddm.errors import PiddmError
 from piddm.pdes.base import Normalisation
 from piddm.pdes.elliptic import DirichletPDE, factorise
 from piddm.pdes.registry import register_pde
@@ -27,6 +28,18 @@ class Darcy(DirichletPDE):
     normalisation: ClassVar[Normalisation] = Normalisation(shift=(7.5, 0.0), scale=(4.5, 0.012))
     residual_scale: ClassVar[float] = 1.0  # f**2 with f = 1
     threshold: ClassVar[float] = 7.5  # midpoint of the two phases: classifies generated a
+    #: Both phases must be positive (an elliptic operator).
+    param_bounds: ClassVar[dict[str, tuple[float, bool]]] = {
+        "a_high": (0.0, True),
+        "a_low": (0.0, True),
+    }
+
+    def check_params(self) -> None:
+        if self.params["a_low"] > self.params["a_high"]:
+            raise PiddmError(
+                f"parameter a_low of PDE 'darcy' ({self.params['a_low']:g}) must not exceed "
+                f"a_high ({self.params['a_high']:g})"
+            )
 
     def sample_input(self, rng: np.random.Generator) -> np.ndarray:
         g = self.sample_grf(rng)

@@ -2,7 +2,8 @@
 
 One algorithm, latent optimisation (:func:`optimise_latents`), serves forward problems,
 inverse problems, reconstruction from sparse observations (masks from :func:`make_mask`) and
-PIDDM-ref refinement (:func:`refine`, the same loop with an empty mask).
+PIDDM-ref refinement (:func:`refine`, the same loop with an empty mask). Observation files
+(``piddm solve --obs``) are read and validated by :func:`read_observations`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ from piddm.tasks.masks import (
     validate_mask,
     validate_observations,
 )
+from piddm.tasks.observations import (
+    OBS_SUFFIXES,
+    Observations,
+    check_against_truth,
+    check_observation_path,
+    check_observations,
+    read_observations,
+)
 
 if TYPE_CHECKING:
     from piddm.tasks.figures import plot_task_instance
@@ -45,20 +54,26 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "OBS_SUFFIXES",
     "OPTIMIZERS",
     "TASKS",
     "LatentGenerator",
     "LatentOptConfig",
     "LatentOptResult",
+    "Observations",
     "OneStep",
     "Task",
     "burgers_sensor_count",
+    "check_against_truth",
     "check_fraction",
+    "check_observation_path",
+    "check_observations",
     "check_task",
     "make_mask",
     "one_step",
     "optimise_latents",
     "plot_task_instance",
+    "read_observations",
     "refine",
     "solve_task",
     "validate_mask",

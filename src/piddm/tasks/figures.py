@@ -22,7 +22,7 @@ def _as_array(name: str, value: torch.Tensor | np.ndarray, shape: tuple[int, ...
 
 def plot_task_instance(
     pde: PDE,
-    truth: torch.Tensor | np.ndarray,
+    truth: torch.Tensor | np.ndarray | None,
     estimate: torch.Tensor | np.ndarray,
     std: torch.Tensor | np.ndarray,
     mask: torch.Tensor | np.ndarray,
@@ -33,33 +33,38 @@ def plot_task_instance(
     """One instance as a grid of panels: a row per channel, columns truth / estimate /
     |error| / std; every argument is ``(C, S, S)`` (physical units, bool ``mask``).
 
-    Truth and estimate share colour limits per channel; error and std use their own
-    sequential scale. Observed nodes are marked with red crosses on every panel of their
-    channel. The PNG is written atomically; returns its path.
+    Without a ``truth`` (``None``: observations from a file, no reference) the columns are
+    estimate / std. Truth and estimate share colour limits per channel; error and std use
+    their own sequential scale. Observed nodes are marked with red crosses on every panel of
+    their channel. The PNG is written atomically; returns its path.
     """
     check_output_path(out, overwrite)  # fail before drawing
     shape = (pde.num_channels, pde.resolution, pde.resolution)
-    truth_a = _as_array("truth", truth, shape).astype(np.float64)
+    truth_a = None if truth is None else _as_array("truth", truth, shape).astype(np.float64)
     est_a = _as_array("estimate", estimate, shape).astype(np.float64)
     std_a = _as_array("std", std, shape).astype(np.float64)
     mask_a = _as_array("mask", mask, shape).astype(bool)
-    error = np.abs(est_a - truth_a)
 
-    columns = ("truth", "estimate", "|error|", "std")
-    rows = pde.num_channels
-    fig, axes = plt.subplots(rows, 4, figsize=(3.3 * 4, 3.0 * rows), squeeze=False)
+    columns = ("estimate", "std") if truth_a is None else ("truth", "estimate", "|error|", "std")
+    rows, cols = pde.num_channels, len(columns)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.0 * rows), squeeze=False)
     for c, name in enumerate(pde.channels):
-        shared = np.concatenate([truth_a[c].ravel(), est_a[c].ravel()])
+        if truth_a is not None:
+            shared = np.concatenate([truth_a[c].ravel(), est_a[c].ravel()])
+            norm = float(np.linalg.norm(truth_a[c])) or 1.0
+            rel = float(np.linalg.norm(est_a[c] - truth_a[c])) / norm
+            panels = (truth_a[c], est_a[c], np.abs(est_a[c] - truth_a[c]), std_a[c])
+            labels = (*columns[:2], f"{columns[2]} (rel. L2 {rel:.1%})", columns[3])
+        else:
+            shared = est_a[c].ravel()
+            panels, labels = (est_a[c], std_a[c]), columns
         limits = {"vmin": float(shared.min()), "vmax": float(shared.max())}
-        norm = float(np.linalg.norm(truth_a[c])) or 1.0
-        rel = float(np.linalg.norm(est_a[c] - truth_a[c])) / norm
-        panels = (truth_a[c], est_a[c], error[c], std_a[c])
-        for k, (label, image) in enumerate(zip(columns, panels, strict=True)):
+        on_field_scale = 2 if truth_a is not None else 1  # truth / estimate: shared limits
+        for k, (label, image) in enumerate(zip(labels, panels, strict=True)):
             kwargs: dict[str, object] = (
-                {"cmap": "viridis", **limits} if k < 2 else {"cmap": "magma"}
+                {"cmap": "viridis", **limits} if k < on_field_scale else {"cmap": "magma"}
             )
-            suffix = f" (rel. L2 {rel:.1%})" if k == 2 else ""
-            _imshow(axes[c, k], image, f"{name}: {label}{suffix}", **kwargs)
+            _imshow(axes[c, k], image, f"{name}: {label}", **kwargs)
             if mask_a[c].any():
                 ys, xs = np.nonzero(mask_a[c])
                 axes[c, k].scatter(xs, ys, s=6, c="red", marker="x", linewidths=0.6)

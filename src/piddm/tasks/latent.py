@@ -46,6 +46,8 @@ from piddm.tasks.masks import check_fraction, make_mask, validate_mask, validate
 LatentGenerator = Callable[[torch.Tensor], torch.Tensor]
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "lbfgs")
+#: Largest float32: torch's optimisers take the step size as a float32 scalar.
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
 class OneStep(nn.Module):
@@ -103,8 +105,8 @@ class LatentOptConfig:
         integer("steps", self.steps, 0)
         integer("ensemble", self.ensemble, 1)
         integer("batch_size", self.batch_size, 1)
-        if not math.isfinite(self.lr) or self.lr <= 0:
-            raise PiddmError(f"lr must be positive, got {self.lr!r}")
+        if not math.isfinite(self.lr) or not 0 < self.lr <= FLOAT32_MAX:
+            raise PiddmError(f"lr must be positive and at most 3.4e38, got {self.lr!r}")
         if not math.isfinite(self.lambda_infer) or self.lambda_infer < 0:
             raise PiddmError(f"lambda_infer must be >= 0, got {self.lambda_infer!r}")
         if not math.isfinite(self.penalty) or self.penalty < 0:

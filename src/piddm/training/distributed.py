@@ -104,6 +104,15 @@ def all_reduce_mean(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return out / info.world_size
 
 
+def all_reduce_max(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Element-wise maximum over ranks of a 1-D tensor (e.g. flags that any rank may raise)."""
+    if not info.enabled:
+        return values
+    out = values.clone()
+    dist.all_reduce(out, op=dist.ReduceOp.MAX)
+    return out
+
+
 def run_on_main(fn: Any, info: DistInfo) -> Any:
     """Run ``fn()`` on rank 0 only and return its result on every rank.
 

@@ -11,9 +11,17 @@ Per step ``t`` (0-based; a checkpoint "at step k" holds the state after ``k`` st
 4. Adam step on the rank-mean loss (DDP averages gradients: the global batch mean), gradient
    norm clipped to ``grad_clip``; EMA ``ema <- decay ema + (1 - decay) weights``.
 
-Because every random draw is a function of ``(seed, step)`` and all state is checkpointed,
-a killed and resumed run ends with bit-identical weights on CPU, and the loss curve does not
-depend on the number of ranks beyond floating-point reduction order.
+Before each Adam step every rank checks that its loss and the (global) gradient norm are
+finite; the ranks agree on the outcome with one small all-reduce, which also carries the
+SIGTERM / SIGINT flag (:mod:`piddm.training.signals`). A non-finite step stops the run with
+:class:`PiddmError` before it touches the weights, so no checkpoint holds poisoned weights
+(checkpoints also refuse non-finite weights). A signal stops the run after the current step
+with a checkpoint at that step and :class:`TrainingInterrupted`.
+
+Because every random draw is a function of ``(seed, step)`` and all state is checkpointed
+(including the running sums of the stats not yet logged), a killed or interrupted and resumed
+run ends with bit-identical weights and stats on CPU, and the loss curve does not depend on
+the number of ranks beyond floating-point reduction order.
 """
 
 from __future__ import annotations
@@ -43,10 +51,11 @@ from piddm.checkpoint import (
     write_latest,
 )
 from piddm.config import Config
-from piddm.errors import PiddmError
-from piddm.training.distributed import DistInfo, all_reduce_mean, barrier
+from piddm.errors import PiddmError, TrainingInterrupted
+from piddm.training.distributed import DistInfo, all_reduce_max, all_reduce_mean, barrier
 from piddm.training.objectives import BatchRandom, Objective
 from piddm.training.rundir import RunLog
+from piddm.training.signals import StopSignals
 
 # Independent random streams derived from the seed.
 STREAM_INIT, STREAM_EPOCH, STREAM_STEP, STREAM_LOCAL, STREAM_SAMPLES = range(5)
@@ -175,6 +184,26 @@ def _rng_state(device: torch.device) -> dict[str, Any]:
     return state
 
 
+def _step_flags(
+    loss: torch.Tensor, grad_norm: torch.Tensor, signum: int, info: DistInfo
+) -> tuple[bool, int]:
+    """``(finite, signum)`` agreed by all ranks: whether every rank's loss and gradient norm
+    are finite, and the largest signal number any rank has received (0: none)."""
+    finite = torch.isfinite(loss.detach()) & torch.isfinite(grad_norm.detach())
+    flags = torch.stack(
+        [(~finite).to(torch.float32), torch.tensor(float(signum), device=finite.device)]
+    )
+    bad, sig = all_reduce_max(flags, info).tolist()
+    return not bad, int(sig)
+
+
+def _all_finite(module: nn.Module) -> bool:
+    """Whether every floating-point weight and buffer of ``module`` is finite."""
+    return all(
+        bool(torch.isfinite(t).all()) for t in module.state_dict().values() if t.is_floating_point()
+    )
+
+
 def fit(
     cfg: Config,
     spec: TrainSpec,
@@ -196,9 +225,17 @@ def fit(
     optimizer = torch.optim.Adam(params, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps)
     ema = EMA(model, cfg.optim.ema_decay)
     start, seconds = 0, 0.0
+    sums: dict[str, torch.Tensor] = {}  # running sums of the stats since the last log step
+    count = 0
+    last_good: Path | None = None  # the newest checkpoint on disk
 
     if resume_record is not None:
-        state = load_training_state(ckpt_dir / resume_record["state"])
+        try:
+            state = load_training_state(ckpt_dir / resume_record["state"])
+        except PiddmError as exc:
+            raise PiddmError(
+                f"cannot resume {run_dir}: {exc}; start over with --overwrite"
+            ) from None
         try:
             model.load_state_dict(state["model"])
             ema.module.load_state_dict(state["ema"])
@@ -216,6 +253,10 @@ def fit(
         torch.set_rng_state(state["rng"]["torch"])
         if device.type == "cuda" and "cuda" in state["rng"]:
             torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+        if "pending_stats" in state:
+            count = int(state["pending_stats"]["count"])
+            sums = {k: v.to(device) for k, v in state["pending_stats"]["sums"].items()}
+        last_good = ckpt_dir / resume_record["weights"]
         log.truncate_stats(start)
         log.log(f"resumed from step {start} ({resume_record['state']})")
     else:
@@ -233,10 +274,28 @@ def fit(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
 
+    def diverged(step: int, what: str) -> PiddmError:
+        if last_good is None:
+            saved = "no checkpoint was written"
+        else:
+            saved = f"the last good checkpoint is {last_good}"
+        return PiddmError(
+            f"training diverged at step {step}: {what} is not finite (NaN or Inf); {saved}; "
+            f"lower optim.lr or set optim.grad_clip"
+        )
+
     def checkpoint(step: int, seconds_so_far: float) -> None:
+        nonlocal last_good
+        if not (_all_finite(model) and _all_finite(ema.module)):  # same on every rank
+            raise diverged(step, "a weight")
+        keys = sorted(sums)  # the same on every rank
+        pending = {}
+        if keys:  # the rank mean, so that every rank can resume from it
+            means = all_reduce_mean(torch.stack([sums[k] for k in keys]), info)
+            pending = dict(zip(keys, means.cpu(), strict=True))
         barrier(info)
+        weights_name, state_name = step_weights_name(step), step_state_name(step)
         if info.is_main:
-            weights_name, state_name = step_weights_name(step), step_state_name(step)
             save_weights(ckpt_dir / weights_name, ema.module, spec.metadata(step))
             state = {
                 "step": step,
@@ -246,6 +305,7 @@ def fit(
                 "optimizer": optimizer.state_dict(),
                 "rng": _rng_state(device),
                 "world_size": info.world_size,
+                "pending_stats": {"count": count, "sums": pending},
             }
             if hasattr(spec.objective, "state_dict"):
                 state["objective"] = spec.objective.state_dict()  # type: ignore[attr-defined]
@@ -255,6 +315,7 @@ def fit(
                 if old.name != state_name:
                     old.unlink(missing_ok=True)
             log.log(f"checkpoint {weights_name} (step {step})")
+        last_good = ckpt_dir / weights_name
         barrier(info)
 
     sampler = EpochSampler(len(spec.data), global_batch, cfg.train.seed)
@@ -269,10 +330,10 @@ def fit(
         mininterval=0.5 if sys.stderr.isatty() else 30.0,  # sparse updates in log files
         disable=not (progress and info.is_main),
     )
-    sums: dict[str, torch.Tensor] = {}
-    count, last_loss, interval = 0, None, 0.0
+    last_loss, interval, timed = None, 0.0, 0
     timer = time.perf_counter()
     model.train()
+    stop = StopSignals().install()
     try:
         for step in range(start, total):
             lr = learning_rate(cfg, step)
@@ -291,12 +352,15 @@ def fit(
             loss.backward()
             clip = cfg.optim.grad_clip if cfg.optim.grad_clip is not None else math.inf
             grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
+            finite, signum = _step_flags(loss, grad_norm, stop.signum, info)
+            if not finite:
+                raise diverged(step + 1, "the loss or its gradient")
             optimizer.step()
             ema.update(model)
 
             for key, value in {"loss": loss.detach(), "grad_norm": grad_norm, **stats}.items():
                 sums[key] = sums.get(key, 0.0) + value.detach().double()
-            count += 1
+            count, timed = count + 1, timed + 1
             bar.update(1)
             done = step + 1
 
@@ -310,15 +374,10 @@ def fit(
                 record.update(
                     step=done,
                     lr=lr,
-                    samples_per_s=global_batch * count / max(interval, 1e-9),
+                    samples_per_s=global_batch * timed / max(interval, 1e-9),
                     seconds=round(seconds, 3),
                 )
                 last_loss = record["loss"]
-                if not math.isfinite(last_loss):
-                    raise PiddmError(
-                        f"training diverged at step {done} (loss {last_loss}); lower optim.lr "
-                        f"or set optim.grad_clip"
-                    )
                 log.stats(record)
                 log.log(
                     f"step {done}/{total} loss {last_loss:.5g} lr {lr:.3g} "
@@ -329,13 +388,18 @@ def fit(
                     for key, value in record.items():
                         if key != "step":
                             writer.add_scalar(key, value, done)
-                sums, count, interval = {}, 0, 0.0
+                sums, count, timed, interval = {}, 0, 0, 0.0
 
-            if done % cfg.train.checkpoint_every == 0 or done == total:
+            if done % cfg.train.checkpoint_every == 0 or done == total or signum:
                 interval += time.perf_counter() - timer
                 checkpoint(done, seconds + interval)
                 timer = time.perf_counter()
+            if signum:
+                interrupted = TrainingInterrupted(signum, done)
+                log.log(str(interrupted))
+                raise interrupted
     finally:
+        stop.restore()
         bar.close()
         if writer is not None:
             writer.close()

@@ -1,0 +1,134 @@
+"""Export trained 32^2 runs into the package as pretrained models, with model cards.
+
+Usage (after ``bash benchmarks/pretrained_pipeline.sh PDE``)::
+
+    python benchmarks/export_pretrained.py darcy poisson helmholtz burgers
+
+For each PDE: ``runs/<pde>-32-teacher`` -> ``src/piddm/pretrained/<pde>-32-teacher.*`` and
+``runs/<pde>-32-piddm`` -> ``<pde>-32-piddm.*`` (float16 weights + JSON card measured on the
+exported weights against ``data/<pde>-32-test.h5``), then ``docs/pretrained.md`` is rendered
+from every card. With ``--render-only`` only the page is rendered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from piddm.atomic import atomic_output
+from piddm.checkpoint import load_model, resolve_checkpoint
+from piddm.data.io import read_dataset
+from piddm.export import (
+    check_residual,
+    export_weights,
+    model_card,
+    read_cards,
+    render_cards,
+    time_per_sample,
+    write_card,
+)
+from piddm.models import PRETRAINED_DIR
+
+ROOT = Path(__file__).resolve().parent.parent
+MACHINE = (
+    "a 2-core CPU (shared with a second training run), torch " + torch.__version__.split("+")[0]
+)
+TRAIN_DATA = "4,000 solver samples (seed 0; 200 more held out during training)"
+TEST_DATA = "1,024 held-out solver samples (seed 1)"
+
+
+def train_seconds(run_dir: Path) -> float:
+    """Cumulative training seconds of a run (its last ``stats.jsonl`` record)."""
+    lines = (run_dir / "stats.jsonl").read_text().strip().splitlines()
+    return float(json.loads(lines[-1])["seconds"])
+
+
+def export_one(pde: str, role: str, reference) -> None:  # noqa: ANN001
+    run_dir = ROOT / "runs" / f"{pde}-32-{role}"
+    name = f"{pde}-32-{role}"
+    if role == "teacher":
+        config, command = (
+            f"configs/{pde}-32-cpu.yaml",
+            f"piddm train --config configs/{pde}-32-cpu.yaml",
+        )
+    else:
+        config = f"configs/{pde}-32-piddm-cpu.yaml"
+        command = f"piddm distill --teacher runs/{pde}-32-teacher --config {config}"
+    _, metadata = load_model(resolve_checkpoint(run_dir))
+    fp32_check = check_residual(*load_model(resolve_checkpoint(run_dir)))
+    weights = export_weights(run_dir, name)
+    notes = []
+    if role == "piddm":
+        notes.append(f"Distilled from `{pde}-32-teacher` (lambda_train 1e-2, 1,024 pairs).")
+    source = {
+        "config": config,
+        "command": command,
+        "pipeline": f"OMP_NUM_THREADS=1 bash benchmarks/pretrained_pipeline.sh {pde} 2500 500",
+        "steps": int(metadata["step"]),
+        "train_seconds": train_seconds(run_dir),
+        "machine": MACHINE,
+        "python": platform.python_version(),
+    }
+    card = model_card(
+        weights, reference, source, {"train": TRAIN_DATA, "test": TEST_DATA}, notes=notes
+    )
+    card.notes.insert(
+        0,
+        f"Check residual (first 64 samples, seed 0): {fp32_check:.4g} with the float32 "
+        f"weights, {card.check['residual_mean']:.4g} with the shipped float16 weights.",
+    )
+    path = write_card(card)
+    print(
+        f"{name}: {weights.stat().st_size / 1e6:.2f} MB, residual {card.eval['residual_mean']:.4g}"
+        f", card {path}",
+        file=sys.stderr,
+    )
+
+
+def retime() -> None:
+    """Re-measure time per sample: 64 samples in one batch for every model (same batch size,
+    so the teacher / student ratio is the cost of the number of network evaluations)."""
+    for card in read_cards(PRETRAINED_DIR):
+        weights = PRETRAINED_DIR / f"{card.name}.safetensors"
+        card.seconds_per_sample = time_per_sample(weights, 64)
+        card.timing = f"best of 3 batches of 64, {torch.get_num_threads()} threads, idle machine"
+        write_card(card)
+        print(f"{card.name}: {1e3 * card.seconds_per_sample:.2f} ms/sample", file=sys.stderr)
+
+
+def render() -> Path:
+    out = ROOT / "docs" / "pretrained.md"
+    with atomic_output(out) as tmp:
+        tmp.write_text(render_cards(read_cards(PRETRAINED_DIR)))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("pdes", nargs="*", default=[])
+    parser.add_argument("--roles", nargs="+", default=["teacher", "piddm"])
+    parser.add_argument("--render-only", action="store_true")
+    parser.add_argument(
+        "--retime",
+        action="store_true",
+        help="only re-measure ms/sample of every shipped model (run it on an idle machine)",
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.retime:
+        retime()
+    elif not args.render_only:
+        for pde in args.pdes:
+            reference = read_dataset(ROOT / "data" / f"{pde}-32-test.h5").fields
+            for role in args.roles:
+                export_one(pde, role, reference)
+    print(f"wrote {render()}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""Pretrained models shipped in the package: fp16 export of a trained run, and model cards.
+
+A shipped model is two files in ``src/piddm/pretrained/``:
+
+* ``<name>.safetensors``: the EMA weights in float16 (half the bytes of float32; the model
+  is rebuilt in float32 on load, see :func:`piddm.checkpoint.load_model`) with the usual
+  checkpoint metadata plus ``metadata["pretrained"] = {"name", "source_step", "dtype"}``;
+* ``<name>.json``: its model card (:class:`ModelCard`): where it came from (config, command,
+  steps, wall time on the machine that trained it) and its metrics on held-out solver data,
+  measured on the exported float16 weights, plus two cheap *checks* that a test recomputes
+  to catch a regression in the code that reads the weights:
+
+  - ``check.residual_mean``: mean squared PDE residual (physical units, the metric of
+    :func:`piddm.metrics.per_sample_residual`) of the first ``check.n``
+    samples (seed ``check.seed``) of the model (a student: one step; a teacher: Heun with
+    ``check.steps`` steps);
+  - ``check.denoising_mse`` (teachers): ``E |D(x + sigma n, sigma) - x|^2`` in normalised
+    units at ``sigma = check.sigma`` over held-out solver fields ``x``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from piddm.atomic import atomic_output
+from piddm.checkpoint import load_model, resolve_checkpoint, save_weights
+from piddm.metrics import evaluate, per_sample_residual
+from piddm.models import PRETRAINED_DIR
+from piddm.pdes import PDE
+from piddm.sampling import TEACHER_KINDS, generate_samples, make_sampler, pde_of
+
+CHECK_SAMPLES = 64
+CHECK_SEED = 0
+CHECK_SIGMA = 0.5
+CHECK_TEACHER_STEPS = 18
+
+
+@dataclass
+class ModelCard:
+    """What a shipped model is and how well it does (written as ``<name>.json``)."""
+
+    name: str
+    kind: str
+    pde: str
+    resolution: int
+    parameters: int
+    weights_dtype: str
+    size_bytes: int
+    nfe: int
+    source: dict[str, Any]
+    data: dict[str, Any]
+    eval: dict[str, Any]
+    check: dict[str, Any]
+    seconds_per_sample: float
+    timing: str = "batches of 64, machine shared with training"
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelCard:
+        return cls(**json.loads(text))
+
+
+def export_weights(source: str | Path, name: str, out_dir: str | Path = PRETRAINED_DIR) -> Path:
+    """Write the EMA weights of run / checkpoint ``source`` as ``out_dir/<name>.safetensors``
+    in float16; returns the path."""
+    checkpoint = resolve_checkpoint(source)
+    model, metadata = load_model(checkpoint)
+    metadata = dict(metadata)
+    metadata["pretrained"] = {
+        "name": name,
+        "source_step": metadata.get("step"),
+        "dtype": "float16",
+    }
+    out = Path(out_dir) / f"{name}.safetensors"
+    return save_weights(out, model.half(), metadata)
+
+
+@torch.no_grad()
+def denoising_mse(
+    denoiser: nn.Module, pde: PDE, fields: np.ndarray, sigma: float, seed: int = 0
+) -> float:
+    """``mean |D(x + sigma n, sigma) - x|^2`` over normalised solver ``fields`` ``(N, C, S, S)``."""
+    x = pde.normalisation.normalise(torch.from_numpy(np.asarray(fields, dtype=np.float32)))
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
+    sigmas = torch.full((x.shape[0],), float(sigma))
+    errors = []
+    for begin in range(0, len(x), 128):
+        xb, nb, sb = x[begin : begin + 128], noise[begin : begin + 128], sigmas[begin : begin + 128]
+        errors.append(((denoiser(xb + sigma * nb, sb) - xb) ** 2).flatten(1).mean(1))
+    return float(torch.cat(errors).mean())
+
+
+def check_residual(model: nn.Module, metadata: dict[str, Any], n: int = CHECK_SAMPLES) -> float:
+    """Mean squared residual of the first ``n`` samples (seed :data:`CHECK_SEED`)."""
+    pde = pde_of(metadata)
+    steps = CHECK_TEACHER_STEPS if metadata.get("kind") in TEACHER_KINDS else None
+    sampler, nfe = make_sampler(model, metadata, pde, steps=steps)
+    shape = (pde.num_channels, pde.resolution, pde.resolution)
+    run = generate_samples(
+        sampler, nfe, shape, n, CHECK_SEED, pde.normalisation.denormalise, progress=False
+    )
+    return float(per_sample_residual(pde, run.fields).mean())
+
+
+def model_card(
+    weights: Path,
+    reference: np.ndarray,
+    source: dict[str, Any],
+    data: dict[str, Any],
+    n_eval: int = 512,
+    notes: list[str] | None = None,
+) -> ModelCard:
+    """Measure a card for exported ``weights`` against held-out solver ``reference`` fields.
+
+    Draws ``n_eval`` samples (teacher: Heun 18; student: one step), evaluates them with every
+    metric of :func:`piddm.metrics.evaluate`, and computes the cheap checks (module doc).
+    """
+    model, metadata = load_model(weights)
+    pde = pde_of(metadata)
+    sampler, nfe = make_sampler(model, metadata, pde)
+    shape = (pde.num_channels, pde.resolution, pde.resolution)
+    start = time.perf_counter()
+    run = generate_samples(
+        sampler,
+        nfe,
+        shape,
+        n_eval,
+        seed=7,
+        denormalise=pde.normalisation.denormalise,
+        progress=False,
+    )
+    seconds_per_sample = (time.perf_counter() - start) / n_eval
+    report = evaluate(pde, run.fields, reference).as_dict()
+    check: dict[str, Any] = {
+        "n": CHECK_SAMPLES,
+        "seed": CHECK_SEED,
+        "residual_mean": check_residual(model, metadata),
+    }
+    kind = str(metadata.get("kind"))
+    if kind in TEACHER_KINDS:
+        check.update(
+            steps=CHECK_TEACHER_STEPS,
+            sigma=CHECK_SIGMA,
+            denoising_mse=denoising_mse(model, pde, reference, CHECK_SIGMA),
+        )
+    return ModelCard(
+        name=str(metadata["pretrained"]["name"]),
+        kind=kind,
+        pde=pde.name,
+        resolution=pde.resolution,
+        parameters=sum(p.numel() for p in model.parameters()),
+        weights_dtype="float16",
+        size_bytes=weights.stat().st_size,
+        nfe=nfe,
+        source=source,
+        data=data,
+        eval=report,
+        check=check,
+        seconds_per_sample=seconds_per_sample,
+        notes=list(notes or []),
+    )
+
+
+def time_per_sample(weights: Path, n: int, threads: int | None = None, repeats: int = 3) -> float:
+    """Seconds per sample of ``n`` samples in one batch: the best of ``repeats`` runs after a
+    warm-up batch (the minimum is the least disturbed by other processes, as in ``timeit``)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    model, metadata = load_model(weights)
+    pde = pde_of(metadata)
+    sampler, nfe = make_sampler(model, metadata, pde)
+    shape = (pde.num_channels, pde.resolution, pde.resolution)
+    denormalise = pde.normalisation.denormalise
+    generate_samples(sampler, nfe, shape, 2, 1, denormalise, progress=False)  # warm-up
+    return min(
+        generate_samples(
+            sampler, nfe, shape, n, 0, denormalise, batch_size=n, progress=False
+        ).seconds_per_sample
+        for _ in range(repeats)
+    )
+
+
+def write_card(card: ModelCard, out_dir: str | Path = PRETRAINED_DIR) -> Path:
+    """Write ``<out_dir>/<name>.json`` atomically."""
+    out = Path(out_dir) / f"{card.name}.json"
+    with atomic_output(out) as tmp:
+        tmp.write_text(card.to_json())
+    return out
+
+
+def read_cards(directory: str | Path = PRETRAINED_DIR) -> list[ModelCard]:
+    """Every model card in ``directory``, by name."""
+    return [ModelCard.from_json(p.read_text()) for p in sorted(Path(directory).glob("*.json"))]
+
+
+def _ratio(value: float | None, floor: float | None) -> str:
+    if value is None or not floor:
+        return "-"
+    return f"{value:.3g} ({value / floor:.2g}x floor)"
+
+
+def render_cards(cards: list[ModelCard]) -> str:
+    """The Markdown page of the shipped models (``docs/pretrained.md``)."""
+    lines = [
+        "# Pretrained models",
+        "",
+        "Generated by `python benchmarks/export_pretrained.py` from the model cards in",
+        "`src/piddm/pretrained/*.json`; do not edit by hand. Every model loads without network:",
+        "`piddm.load_pretrained(NAME)` in Python, or NAME wherever the CLI takes `--model`.",
+        "Metrics are SPEC section 6's, measured on the shipped float16 weights against 1,024",
+        "held-out solver samples (seed 1, never seen in training); residual is the mean squared",
+        "PDE residual per sample in physical units (the float32 solver data's own is ~1e-11).",
+        "Times per sample: best of 3 batches of 64 on 2 idle CPU cores",
+        "(`python benchmarks/export_pretrained.py --retime`).",
+        "",
+        "| name | kind | params | MB | NFE | ms/sample | residual mean | MMSE | SMSE | SFD |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cards:
+        e = c.eval
+        lines.append(
+            f"| `{c.name}` | {c.kind} | {c.parameters / 1e6:.2f} M | {c.size_bytes / 1e6:.1f} "
+            f"| {c.nfe} | {1e3 * c.seconds_per_sample:.2f} | {e['residual_mean']:.3g} "
+            f"| {_ratio(e['mmse'], e['mmse_floor'])} | {_ratio(e['smse'], e['smse_floor'])} "
+            f"| {_ratio(e['sfd'], e['sfd_floor'])} |"
+        )
+    lines.append("")
+    for c in cards:
+        s = c.source
+        lines += [
+            f"## `{c.name}`",
+            "",
+            f"- {c.kind} for {c.pde} at {c.resolution}^2, {c.parameters:,} parameters, "
+            f"{c.weights_dtype} weights ({c.size_bytes / 1e6:.2f} MB).",
+            f"- Trained by `{s['command']}`, {s['steps']} steps, "
+            f"{s['train_seconds'] / 60:.0f} min on {s['machine']}; the whole pipeline is "
+            f"`{s['pipeline']}`.",
+            f"- Data: {c.data['train']}; evaluated against {c.data['test']}.",
+            f"- Evaluation ({c.eval['n']} samples): residual mean {c.eval['residual_mean']:.3g}, "
+            f"median {c.eval['residual_median']:.3g}; solver consistency "
+            f"{c.eval['solver_consistency']:.3g}; {1e3 * c.seconds_per_sample:.2f} ms per "
+            f"sample ({c.nfe} network evaluation{'s' if c.nfe > 1 else ''}; {c.timing}).",
+        ]
+        lines += [f"- {note}" for note in c.notes]
+        lines.append("")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "ModelCard",
+    "check_residual",
+    "denoising_mse",
+    "export_weights",
+    "model_card",
+    "read_cards",
+    "render_cards",
+    "time_per_sample",
+    "write_card",
+]

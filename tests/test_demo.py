@@ -1,0 +1,70 @@
+"""`piddm demo` on a tiny setting: real pretrained models, real solver, real figures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from conftest import SUBPROCESS_ENV, piddm_command
+
+TINY = (
+    "--samples",
+    "4",
+    "--teacher-samples",
+    "2",
+    "--instances",
+    "2",
+    "--ensemble",
+    "2",
+    "--steps",
+    "3",
+)
+
+
+def test_demo_prints_its_tables_and_writes_readable_figures(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        piddm_command("demo", "--out", str(out), "--json", *TINY),
+        capture_output=True,
+        text=True,
+        env=SUBPROCESS_ENV,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["pde"] == "darcy" and report["resolution"] == 32
+    solver, teacher, student = report["generation"]
+    assert solver["residual_mean"] < 1e-8  # fresh solver data satisfies the discrete PDE
+    assert student["nfe"] == 1 and teacher["nfe"] == 35
+    assert student["residual_mean"] < teacher["residual_mean"] / 10
+    assert [t["task"] for t in report["tasks"]] == ["forward", "inverse"]
+    for task in report["tasks"]:
+        assert 0 <= task["rel_l2_solution"] < 1.0 and 0 <= task["error_rate"] <= 1
+    names = sorted(Path(f).name for f in report["figures"])
+    assert names == ["forward.png", "inverse.png", "student-samples.png", "teacher-samples.png"]
+    for figure in report["figures"]:
+        assert Path(figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert Path(figure).stat().st_size > 10_000
+
+    text = subprocess.run(
+        piddm_command("demo", "--out", str(out), *TINY),
+        capture_output=True,
+        text=True,
+        env=SUBPROCESS_ENV,
+        timeout=300,
+    )
+    assert text.returncode == 0, text.stderr
+    assert "PIDDM student" in text.stdout and "figures:" in text.stdout
+
+
+def test_demo_refuses_bad_settings_with_one_line(tmp_path: Path) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    for args in (("--out", str(a_file)), ("--obs-fraction", "0"), ("--samples", "1")):
+        proc = subprocess.run(
+            piddm_command("demo", *args), capture_output=True, text=True, env=SUBPROCESS_ENV
+        )
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+    assert a_file.read_text() == "x"
