@@ -14,14 +14,9 @@ results=benchmarks/results
 mkdir -p data runs "$results"
 run() { echo "+ $*" >&2; "$@"; }
 
-# 1. Solver data: training set (seed 0) and held-out test set (seed 1).
-[ -f "data/$pde-32-train.h5" ] || run piddm data generate "$pde" -s 32 --n 4200 --seed 0 --workers 2 --quiet --out "data/$pde-32-train.h5"
-[ -f "data/$pde-32-test.h5" ] || run piddm data generate "$pde" -s 32 --n 1024 --seed 1 --workers 2 --quiet --out "data/$pde-32-test.h5"
-
-# 2. Teacher (resumes an interrupted run; --steps may shorten or extend it).
-run piddm train --config "configs/$pde-32-cpu.yaml" --data "data/$pde-32-train.h5" \
-    --run-dir "runs/$pde-32-teacher" --steps "$teacher_steps" --resume --no-progress --device cpu --json \
-    > "$results/$pde-32-teacher-train.json"
+# 1-2. Solver data (train seed 0, held-out seed 1), teacher and PIDDM student: the pipeline
+# of the pretrained models.
+run bash benchmarks/pretrained_pipeline.sh "$pde" "$teacher_steps" "$student_steps"
 
 # 3. Teacher samples (Heun, 18 steps, 512 samples) against held-out solver data.
 if [ ! -s "$results/$pde-32-teacher-eval.json" ]; then
@@ -31,10 +26,9 @@ run piddm eval --samples "runs/$pde-32-teacher/samples/heun18-512.h5" \
     --reference "data/$pde-32-test.h5" --json > "$results/$pde-32-teacher-eval.json"
 fi
 
-# 4. Students: PIDDM, the lambda_train = 0 ablation (same cached pairs), PID.
+# 4. Students: the lambda_train = 0 ablation (the PIDDM student's cached pairs), PID.
 common=(--teacher "runs/$pde-32-teacher" --config "configs/$pde-32-piddm-cpu.yaml" --steps "$student_steps"
         --set "distill.pairs_cache=runs/$pde-32-pairs" --resume --no-progress --device cpu --json)
-run piddm distill "${common[@]}" --run-dir "runs/$pde-32-piddm" > "$results/$pde-32-piddm-train.json"
 run piddm distill "${common[@]}" --lambda-train 0 --run-dir "runs/$pde-32-piddm-lambda0" \
     > "$results/$pde-32-piddm-lambda0-train.json"
 run piddm distill "${common[@]}" --method pid --steps "$pid_steps" --run-dir "runs/$pde-32-pid" > "$results/$pde-32-pid-train.json"
