@@ -35,6 +35,7 @@ from piddm.training import (
     learning_rate,
     train,
 )
+from piddm.training.loop import ema_decay_at
 
 
 def stats_of(run_dir: Path) -> list[dict]:
@@ -108,6 +109,31 @@ def test_learning_rate_warms_up_linearly():
     assert learning_rate(cfg, 0) == pytest.approx(2e-3 / 5)
     assert learning_rate(cfg, 4) == pytest.approx(2e-3)
     assert learning_rate(cfg, 100) == pytest.approx(2e-3)
+
+
+def test_ema_rampup_grows_the_half_life_to_that_of_ema_decay():
+    assert ema_decay_at(0.999, None, 0) == 0.999  # off: the configured decay from step 0
+    decays = [ema_decay_at(0.999, 0.05, t) for t in range(0, 30_000, 100)]
+    assert decays == sorted(decays) and decays[0] < 1e-5  # step 0 nearly copies the weights
+    # Half-life 0.05 * (t + 1) steps: after it the old average weighs exactly 1/2.
+    assert ema_decay_at(0.999, 0.05, 199) ** (0.05 * 200) == pytest.approx(0.5)
+    assert ema_decay_at(0.999, 0.05, 10**6) == pytest.approx(0.999, abs=1e-15)
+    assert ema_decay_at(0.0, 0.05, 7) == 0.0
+
+
+def test_ema_rampup_keeps_a_short_runs_average_near_its_last_weights(tiny_config, tmp_path):
+    cfg = load_config(tiny_config(steps=10, checkpoint_every=10))
+    distance = {}
+    for rampup in (None, 0.05):
+        run = cfg.replace({"optim.ema_decay": 0.999, "optim.ema_rampup": rampup})
+        result = train(run, run_dir=tmp_path / str(rampup), device="cpu", progress=False)
+        ema, _ = read_checkpoint(result.checkpoint)
+        state = torch.load(result.run_dir / "checkpoints" / "state-00000010.pt", weights_only=True)
+        distance[rampup] = sum(
+            float((ema[k] - state["model"][k]).square().sum()) for k in ema if k in state["model"]
+        )
+    # 0.999 keeps ~99 % of the initial weights after 10 steps; the ramp-up follows training.
+    assert distance[None] > 0 and distance[0.05] < 0.2 * distance[None], distance
 
 
 # --------------------------------------------------------------------------- in-process runs

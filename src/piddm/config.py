@@ -162,12 +162,16 @@ class OptimConfig:
     """Adam with linear warm-up to ``lr``, EMA of the weights, gradient-norm clipping.
 
     ``batch_size`` is global (split over DDP ranks); ``grad_clip: null`` disables clipping.
+    ``ema_rampup`` (EDM's ``ema_rampup_ratio``, e.g. 0.05; null: off): the EMA half-life after
+    ``t`` steps is ``min(H, ema_rampup * t)`` steps, where ``H`` is the half-life of
+    ``ema_decay``, so that a short run's EMA does not average in its early weights.
     """
 
     lr: float = setting(2e-3, check=POSITIVE)
     warmup_steps: int = setting(200, check=NON_NEGATIVE)
     batch_size: int = setting(32, check=POSITIVE)
     ema_decay: float = setting(0.999, check=UNIT_OPEN)
+    ema_rampup: float | None = setting(None, check=POSITIVE)
     grad_clip: float | None = setting(1.0, check=POSITIVE)
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = setting(1e-8, check=POSITIVE)

@@ -9,7 +9,8 @@ Per step ``t`` (0-based; a checkpoint "at step k" holds the state after ``k`` st
    (:class:`BatchRandom`), and torch's global RNG seeded by ``(seed * world_size + rank,
    step)`` for rank-local randomness such as dropout;
 4. Adam step on the rank-mean loss (DDP averages gradients: the global batch mean), gradient
-   norm clipped to ``grad_clip``; EMA ``ema <- decay ema + (1 - decay) weights``.
+   norm clipped to ``grad_clip``; EMA ``ema <- d ema + (1 - d) weights`` with ``d = ema_decay``
+   (or ramped up, :func:`ema_decay_at`).
 
 Before each Adam step every rank checks that its loss and the (global) gradient norm are
 finite; the ranks agree on the outcome with one small all-reduce, which also carries the
@@ -99,16 +100,27 @@ class EpochSampler:
         return torch.cat(parts)
 
 
+def ema_decay_at(decay: float, rampup: float | None, step: int) -> float:
+    """EMA decay of update ``step`` (0-based): ``decay``, or with ``rampup`` the decay of
+    half-life ``min(H, rampup * (step + 1))`` steps, ``H = ln(1/2) / ln(decay)`` (EDM)."""
+    if rampup is None or decay <= 0.0:
+        return decay
+    halflife = min(math.log(0.5) / math.log(decay), rampup * (step + 1))
+    return 0.5 ** (1.0 / halflife)
+
+
 class EMA:
     """Exponential moving average of a module's parameters (buffers are copied)."""
 
-    def __init__(self, model: nn.Module, decay: float) -> None:
+    def __init__(self, model: nn.Module, decay: float, rampup: float | None = None) -> None:
         self.decay = float(decay)
+        self.rampup = rampup
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        weight = 1.0 - self.decay
+    def update(self, model: nn.Module, step: int = 0) -> None:
+        """``ema <- d ema + (1 - d) weights`` with ``d = ema_decay_at(decay, rampup, step)``."""
+        weight = 1.0 - ema_decay_at(self.decay, self.rampup, step)
         for ema_param, param in zip(self.module.parameters(), model.parameters(), strict=True):
             ema_param.lerp_(param.detach(), weight)
         for ema_buf, buf in zip(self.module.buffers(), model.buffers(), strict=True):
@@ -223,7 +235,7 @@ def fit(
     params = [p for p in model.parameters() if p.requires_grad]
     n_params = sum(p.numel() for p in params)
     optimizer = torch.optim.Adam(params, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps)
-    ema = EMA(model, cfg.optim.ema_decay)
+    ema = EMA(model, cfg.optim.ema_decay, cfg.optim.ema_rampup)
     start, seconds = 0, 0.0
     sums: dict[str, torch.Tensor] = {}  # running sums of the stats since the last log step
     count = 0
@@ -356,7 +368,7 @@ def fit(
             if not finite:
                 raise diverged(step + 1, "the loss or its gradient")
             optimizer.step()
-            ema.update(model)
+            ema.update(model, step)
 
             for key, value in {"loss": loss.detach(), "grad_norm": grad_norm, **stats}.items():
                 sums[key] = sums.get(key, 0.0) + value.detach().double()
@@ -435,6 +447,7 @@ __all__ = [
     "TrainResult",
     "TrainSpec",
     "derive_seed",
+    "ema_decay_at",
     "fit",
     "learning_rate",
     "seeded_generator",
