@@ -18,6 +18,7 @@ import platform
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from piddm.atomic import atomic_output
@@ -48,7 +49,8 @@ def train_seconds(run_dir: Path) -> float:
     return float(json.loads(lines[-1])["seconds"])
 
 
-def export_one(pde: str, role: str, reference) -> None:  # noqa: ANN001
+def export_one(pde: str, role: str, reference: np.ndarray) -> None:
+    """Export ``runs/<pde>-32-<role>`` with its card, measured against ``reference``."""
     run_dir = ROOT / "runs" / f"{pde}-32-{role}"
     name = f"{pde}-32-{role}"
     if role == "teacher":

@@ -16,7 +16,7 @@ With the shipped ``<pde>-32-teacher`` and ``<pde>-32-piddm`` models, :func:`run_
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,18 +72,14 @@ class DemoReport:
     solver_seconds_per_instance: float
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "pde": self.pde,
-            "resolution": self.resolution,
-            "generation": self.generation,
-            "tasks": self.tasks,
-            "figures": self.figures,
-            "seconds": self.seconds,
-            "solver_seconds_per_instance": self.solver_seconds_per_instance,
-        }
+        return asdict(self)
 
 
-def _generation_row(name: str, model: torch.nn.Module, metadata: dict[str, Any], n: int, seed: int):  # noqa: ANN202
+def _generation_row(
+    name: str, model: torch.nn.Module, metadata: dict[str, Any], n: int, seed: int
+) -> tuple[dict[str, Any], np.ndarray]:
+    """``n`` samples of ``model`` (latent seed ``seed``): their table row and fields
+    ``(n, C, S, S)`` in physical units."""
     pde = pde_of(metadata)
     sampler, nfe = make_sampler(model, metadata, pde)
     shape = (pde.num_channels, pde.resolution, pde.resolution)
