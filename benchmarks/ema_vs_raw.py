@@ -14,7 +14,7 @@ from pathlib import Path
 from piddm.checkpoint import load_model, load_training_state, read_latest
 from piddm.data.io import read_dataset
 from piddm.metrics import evaluate
-from piddm.sampling import generate_samples, make_sampler, pde_of
+from piddm.sampling import pde_of, sample_checkpoint
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -28,17 +28,13 @@ def main() -> None:
     raw.load_state_dict(load_training_state(run / "checkpoints" / record["state"])["model"])
     pde = pde_of(metadata)
     reference = read_dataset(f"data/{pde_name}-32-test.h5").fields
-    shape = (pde.num_channels, pde.resolution, pde.resolution)
     out = {
         "pde": pde_name,
         "step": record["step"],
         "ema_decay": metadata["config"]["optim"]["ema_decay"],
     }
     for name, model in (("ema", ema), ("raw", raw)):
-        sampler, nfe = make_sampler(model, metadata, pde)
-        run_ = generate_samples(
-            sampler, nfe, shape, 512, 7, pde.normalisation.denormalise, progress=False
-        )
+        run_ = sample_checkpoint(model, metadata, 512, 7)
         out[name] = evaluate(pde, run_.fields, reference, consistency=False).as_dict()
         r = out[name]
         ratios = {k: r[k] / r[f"{k}_floor"] for k in ("mmse", "smse", "sfd")}

@@ -61,8 +61,8 @@ def export_one(pde: str, role: str, reference: np.ndarray) -> None:
     else:
         config = f"configs/{pde}-32-piddm-cpu.yaml"
         command = f"piddm distill --teacher runs/{pde}-32-teacher --config {config}"
-    _, metadata = load_model(resolve_checkpoint(run_dir))
-    fp32_check = check_residual(*load_model(resolve_checkpoint(run_dir)))
+    model, metadata = load_model(resolve_checkpoint(run_dir))
+    fp32_check = check_residual(model, metadata)
     weights = export_weights(run_dir, name)
     notes = []
     if role == "piddm":

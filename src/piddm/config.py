@@ -237,22 +237,28 @@ class Config:
 
 
 # ----------------------------------------------------------------------------- public API
+def read_yaml(path: Path, label: str) -> Any:
+    """The parsed YAML document in ``path``; :class:`PiddmError` (``"{label} {path}: ..."``)
+    if it cannot be read or parsed, with the line and column of a syntax error."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise PiddmError(f"{label} {path}: {problem}{where}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PiddmError(f"{label} {path}: cannot read ({exc})") from None
+    except RecursionError:
+        raise PiddmError(f"{label} {path}: nested too deeply to be a config") from None
+
+
 def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> Config:
     """Read a YAML config, apply ``overrides`` (``{"train.steps": 10}`` or nested), validate."""
     p = Path(path)
     if not p.is_file():
         raise PiddmError(f"config file {p} does not exist")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise PiddmError(f"config {p}: {problem}{where}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PiddmError(f"config {p}: cannot read ({exc})") from None
-    except RecursionError:
-        raise PiddmError(f"config {p}: nested too deeply to be a config") from None
+    raw = read_yaml(p, "config")
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

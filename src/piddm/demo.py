@@ -28,7 +28,7 @@ from piddm.errors import PiddmError
 from piddm.metrics import per_sample_residual, task_metrics
 from piddm.models import load_any
 from piddm.plotting import plot_dataset_samples
-from piddm.sampling import TEACHER_KINDS, generate_samples, make_sampler, pde_of
+from piddm.sampling import TEACHER_KINDS, pde_of, sample_checkpoint
 
 #: Seed of the demo's fresh instances: disjoint from training (0) and test (1) data.
 DEMO_SEED = 20261122
@@ -81,16 +81,12 @@ def _generation_row(
     """``n`` samples of ``model`` (latent seed ``seed``): their table row and fields
     ``(n, C, S, S)`` in physical units."""
     pde = pde_of(metadata)
-    sampler, nfe = make_sampler(model, metadata, pde)
-    shape = (pde.num_channels, pde.resolution, pde.resolution)
-    run = generate_samples(
-        sampler, nfe, shape, n, seed, pde.normalisation.denormalise, progress=False
-    )
+    run = sample_checkpoint(model, metadata, n, seed)
     residual = per_sample_residual(pde, run.fields)
     row = {
         "method": name,
         "n": n,
-        "nfe": nfe,
+        "nfe": run.nfe,
         "seconds_per_sample": run.seconds_per_sample,
         "residual_mean": float(residual.mean()),
         "residual_median": float(np.median(residual)),
@@ -121,7 +117,7 @@ def run_demo(settings: DemoSettings, out_dir: str | Path, device: torch.device) 
         [pde.generate(sample_seed(settings.seed, i)) for i in range(settings.instances)]
     )
     solver_seconds = (time.perf_counter() - solve_start) / settings.instances
-    data_residual = float(per_sample_residual(pde, truth_np).mean())
+    data_residual = per_sample_residual(pde, truth_np)
 
     latent_seed = settings.seed + 1
     student_row, student_fields = _generation_row(
@@ -135,8 +131,8 @@ def run_demo(settings: DemoSettings, out_dir: str | Path, device: torch.device) 
         "n": settings.instances,
         "nfe": 0,
         "seconds_per_sample": solver_seconds,
-        "residual_mean": data_residual,
-        "residual_median": float(np.median(per_sample_residual(pde, truth_np))),
+        "residual_mean": float(data_residual.mean()),
+        "residual_median": float(np.median(data_residual)),
     }
     figures = [
         plot_dataset_samples(

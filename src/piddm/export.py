@@ -21,7 +21,6 @@ A shipped model is two files in ``src/piddm/pretrained/``:
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from piddm.checkpoint import load_model, resolve_checkpoint, save_weights
 from piddm.metrics import evaluate, per_sample_residual
 from piddm.models import PRETRAINED_DIR
 from piddm.pdes import PDE
-from piddm.sampling import TEACHER_KINDS, generate_samples, make_sampler, pde_of
+from piddm.sampling import TEACHER_KINDS, pde_of, sample_checkpoint
 
 CHECK_SAMPLES = 64
 CHECK_SEED = 0
@@ -103,14 +102,9 @@ def denoising_mse(
 
 def check_residual(model: nn.Module, metadata: dict[str, Any], n: int = CHECK_SAMPLES) -> float:
     """Mean squared residual of the first ``n`` samples (seed :data:`CHECK_SEED`)."""
-    pde = pde_of(metadata)
     steps = CHECK_TEACHER_STEPS if metadata.get("kind") in TEACHER_KINDS else None
-    sampler, nfe = make_sampler(model, metadata, pde, steps=steps)
-    shape = (pde.num_channels, pde.resolution, pde.resolution)
-    run = generate_samples(
-        sampler, nfe, shape, n, CHECK_SEED, pde.normalisation.denormalise, progress=False
-    )
-    return float(per_sample_residual(pde, run.fields).mean())
+    run = sample_checkpoint(model, metadata, n, CHECK_SEED, steps=steps)
+    return float(per_sample_residual(pde_of(metadata), run.fields).mean())
 
 
 def model_card(
@@ -128,19 +122,7 @@ def model_card(
     """
     model, metadata = load_model(weights)
     pde = pde_of(metadata)
-    sampler, nfe = make_sampler(model, metadata, pde)
-    shape = (pde.num_channels, pde.resolution, pde.resolution)
-    start = time.perf_counter()
-    run = generate_samples(
-        sampler,
-        nfe,
-        shape,
-        n_eval,
-        seed=7,
-        denormalise=pde.normalisation.denormalise,
-        progress=False,
-    )
-    seconds_per_sample = (time.perf_counter() - start) / n_eval
+    run = sample_checkpoint(model, metadata, n_eval, seed=7)
     report = evaluate(pde, run.fields, reference).as_dict()
     check: dict[str, Any] = {
         "n": CHECK_SAMPLES,
@@ -162,31 +144,23 @@ def model_card(
         parameters=sum(p.numel() for p in model.parameters()),
         weights_dtype="float16",
         size_bytes=weights.stat().st_size,
-        nfe=nfe,
+        nfe=run.nfe,
         source=source,
         data=data,
         eval=report,
         check=check,
-        seconds_per_sample=seconds_per_sample,
+        seconds_per_sample=run.seconds_per_sample,
         notes=list(notes or []),
     )
 
 
-def time_per_sample(weights: Path, n: int, threads: int | None = None, repeats: int = 3) -> float:
+def time_per_sample(weights: Path, n: int, repeats: int = 3) -> float:
     """Seconds per sample of ``n`` samples in one batch: the best of ``repeats`` runs after a
     warm-up batch (the minimum is the least disturbed by other processes, as in ``timeit``)."""
-    if threads is not None:
-        torch.set_num_threads(threads)
     model, metadata = load_model(weights)
-    pde = pde_of(metadata)
-    sampler, nfe = make_sampler(model, metadata, pde)
-    shape = (pde.num_channels, pde.resolution, pde.resolution)
-    denormalise = pde.normalisation.denormalise
-    generate_samples(sampler, nfe, shape, 2, 1, denormalise, progress=False)  # warm-up
+    sample_checkpoint(model, metadata, 2, 1)  # warm-up
     return min(
-        generate_samples(
-            sampler, nfe, shape, n, 0, denormalise, batch_size=n, progress=False
-        ).seconds_per_sample
+        sample_checkpoint(model, metadata, n, 0, batch_size=n).seconds_per_sample
         for _ in range(repeats)
     )
 

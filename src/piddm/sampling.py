@@ -164,3 +164,33 @@ def make_sampler(
     if kind not in STUDENT_SAMPLERS:
         raise PiddmError(f"checkpoint kind '{kind}' cannot be sampled")
     return STUDENT_SAMPLERS[kind](model, metadata, pde, steps=steps, refine=refine)
+
+
+def sample_checkpoint(
+    model: nn.Module,
+    metadata: dict[str, Any],
+    n: int,
+    seed: int,
+    *,
+    steps: int | None = None,
+    refine: int = 0,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> SampleRun:
+    """``n`` samples (physical units) of a loaded checkpoint with its own sampler
+    (:func:`make_sampler`), drawn as :func:`generate_samples` does."""
+    pde = pde_of(metadata)
+    sampler, nfe = make_sampler(model, metadata, pde, steps=steps, refine=refine)
+    shape = (pde.num_channels, pde.resolution, pde.resolution)
+    return generate_samples(
+        sampler,
+        nfe,
+        shape,
+        n,
+        seed,
+        pde.normalisation.denormalise,
+        batch_size=batch_size,
+        device=device,
+        progress=progress,
+    )

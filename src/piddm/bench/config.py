@@ -35,8 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from piddm.config import (
     NON_NEGATIVE,
     POSITIVE,
@@ -45,6 +43,7 @@ from piddm.config import (
     _build,
     _plain,
     _show,
+    read_yaml,
     setting,
 )
 from piddm.errors import PiddmError
@@ -182,15 +181,7 @@ def load_bench_config(
     p = Path(path)
     if not p.is_file():
         raise PiddmError(f"bench config {p} does not exist")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise PiddmError(f"bench config {p}: {problem}{where}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PiddmError(f"bench config {p}: cannot read ({exc})") from None
+    raw = read_yaml(p, "bench config")
     if not isinstance(raw, dict):
         raise PiddmError(f"bench config {p}: expected a mapping of sections, got {_show(raw)}")
     return bench_config_from_dict({**raw, **(overrides or {})})

@@ -56,13 +56,7 @@ def command(
     """
     from piddm.atomic import check_output_path
     from piddm.models import load_any
-    from piddm.sampling import (
-        check_model_matches,
-        generate_samples,
-        make_sampler,
-        pde_of,
-        write_samples,
-    )
+    from piddm.sampling import check_model_matches, pde_of, sample_checkpoint, write_samples
     from piddm.training.distributed import DistInfo, resolve_device
 
     check_output_path(out, overwrite)
@@ -70,19 +64,18 @@ def command(
     denoiser, metadata = load_any(model, torch_device)
     check_model_matches(metadata, pde, resolution)
     model_pde = pde_of(metadata)
-    sampler, nfe = make_sampler(denoiser, metadata, model_pde, steps=steps, refine=refine)
-    shape = (model_pde.num_channels, model_pde.resolution, model_pde.resolution)
-    run = generate_samples(
-        sampler,
-        nfe,
-        shape,
+    run = sample_checkpoint(
+        denoiser,
+        metadata,
         n,
         seed,
-        model_pde.normalisation.denormalise,
+        steps=steps,
+        refine=refine,
         batch_size=batch_size,
         device=torch_device,
         progress=not quiet,
     )
+    nfe = run.nfe
     generator = {
         "model": str(model),
         "kind": metadata.get("kind"),
