@@ -58,8 +58,14 @@ def teacher_table(pdes: list[str]) -> list[str]:
         stats = load(f"{pde}-32-teacher-stats.json") or {}
         if not (train and ev):
             continue
+        # A continued run (train.init_from) lists its first stage separately.
+        first = load(f"{pde}-32-teacher-stage1-train.json")
+        steps, minutes = f"{train['steps']}", f"{train['seconds'] / 60:.0f}"
+        if first:
+            steps = f"{first['steps']} + {train['steps']}"
+            minutes = f"{first['seconds'] / 60:.0f} + {train['seconds'] / 60:.0f}"
         out.append(
-            f"| {pde} | {train['steps']} | {train['seconds'] / 60:.0f} min "
+            f"| {pde} | {steps} | {minutes} min "
             f"| {fmt(stats.get('samples_per_s_mean'))} (max {fmt(stats.get('samples_per_s_max'))}) "
             f"| {fmt(ev['residual_mean'])} / {fmt(ev['residual_median'])} "
             f"({fmt(ev['reference_residual_mean'])}) "
@@ -110,6 +116,24 @@ def demo_table() -> list[str]:
             f"| {pde} | {demo['wall_seconds']:.0f} s | {fmt(student['residual_mean'])} "
             f"| {fmt(teacher['residual_mean'])} | {forward['rel_l2_solution']:.1%} "
             f"| {inverse['rel_l2_coefficient']:.1%} | {fmt(inverse['error_rate'])} |"
+        )
+    return out
+
+
+def bayes_table(pde: str) -> list[str]:
+    """Exact Gaussian posterior (the Bayes floor) per task and observation fraction."""
+    bound = load(f"{pde}-32-bayes-bound.json")
+    if not bound:
+        return []
+    out = [
+        "| task | observed | nodes | rel. L2 coefficient | rel. L2 solution | s / instance |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in bound["rows"]:
+        out.append(
+            f"| {r['task']} | {r['obs_fraction']:.0%} | {r['observed_nodes']} "
+            f"| {r['rel_l2_coefficient']:.3g} | {r['rel_l2_solution']:.3g} "
+            f"| {r['seconds_per_instance']:.3g} |"
         )
     return out
 
@@ -175,6 +199,10 @@ def main() -> None:
         print("\n".join(generate_table(bench)))
         print(f"\n## {pde} 32^2: forward / inverse, 3 % random observations\n")
         print("\n".join(task_table(bench)))
+        bayes = bayes_table(pde)
+        if bayes:
+            print(f"\n## {pde} 32^2: the Bayes floor of the tasks (exact Gaussian posterior)\n")
+            print("\n".join(bayes))
         extra = load(f"{pde}-32-forward-full.json")
         if extra:
             print(

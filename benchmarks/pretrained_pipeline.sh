@@ -2,12 +2,17 @@
 # Trains the pretrained 32^2 teacher and PIDDM student of one PDE on this 2-core CPU:
 # solver data, teacher, PIDDM student. The export into the package (fp16 weights + model
 # card) is benchmarks/export_pretrained.py. Every step resumes or skips what is already there.
-# Usage: bash benchmarks/pretrained_pipeline.sh PDE [TEACHER_STEPS] [STUDENT_STEPS]
-# The shipped models were made with: OMP_NUM_THREADS=1 bash benchmarks/pretrained_pipeline.sh PDE 2500 500
+# Usage: bash benchmarks/pretrained_pipeline.sh PDE [TEACHER_STEPS] [STUDENT_STEPS] [CONTINUE_STEPS]
+# With CONTINUE_STEPS > 0 the teacher trains in two stages: TEACHER_STEPS at the config's
+# constant rate (runs/PDE-32-teacher-stage1), then CONTINUE_STEPS more from its EMA weights
+# with a cosine decay from 1e-3 and a ramped-up EMA (runs/PDE-32-teacher).
+# Shipped helmholtz / burgers models: OMP_NUM_THREADS=1 bash benchmarks/pretrained_pipeline.sh PDE 2500 500
+# Shipped darcy / poisson models:     OMP_NUM_THREADS=1 bash benchmarks/pretrained_pipeline.sh PDE 2500 1000 4000
 set -euo pipefail
 pde=$1
 teacher_steps=${2:-2500}
 student_steps=${3:-500}
+continue_steps=${4:-0}
 results=benchmarks/results
 mkdir -p data runs "$results"
 run() { echo "+ $*" >&2; "$@"; }
@@ -15,9 +20,20 @@ run() { echo "+ $*" >&2; "$@"; }
 [ -f "data/$pde-32-train.h5" ] || run piddm data generate "$pde" -s 32 --n 4200 --seed 0 --workers 2 --quiet --out "data/$pde-32-train.h5"
 [ -f "data/$pde-32-test.h5" ] || run piddm data generate "$pde" -s 32 --n 1024 --seed 1 --workers 2 --quiet --out "data/$pde-32-test.h5"
 
-run piddm train --config "configs/$pde-32-cpu.yaml" --data "data/$pde-32-train.h5" \
-    --run-dir "runs/$pde-32-teacher" --steps "$teacher_steps" --resume --no-progress --device cpu --json \
+teacher_common=(--config "configs/$pde-32-cpu.yaml" --data "data/$pde-32-train.h5" --resume --no-progress
+                --device cpu --json)
+if [ "$continue_steps" -gt 0 ]; then
+run piddm train "${teacher_common[@]}" --run-dir "runs/$pde-32-teacher-stage1" --steps "$teacher_steps" \
+    > "$results/$pde-32-teacher-stage1-train.json"
+run piddm train "${teacher_common[@]}" --run-dir "runs/$pde-32-teacher" --steps "$continue_steps" \
+    --set "train.init_from=runs/$pde-32-teacher-stage1" --set optim.lr=1e-3 --set optim.warmup_steps=100 \
+    --set optim.lr_schedule=cosine --set optim.ema_rampup=0.05 --set train.desc=teacher-continued \
     > "$results/$pde-32-teacher-train.json"
+else
+run piddm train "${teacher_common[@]}" --run-dir "runs/$pde-32-teacher" --steps "$teacher_steps" \
+    > "$results/$pde-32-teacher-train.json"
+fi
+python benchmarks/train_stats.py "runs/$pde-32-teacher" "$results/$pde-32-teacher-stats.json"
 
 run piddm distill --teacher "runs/$pde-32-teacher" --config "configs/$pde-32-piddm-cpu.yaml" \
     --steps "$student_steps" --set "distill.pairs_cache=runs/$pde-32-pairs" --resume --no-progress \

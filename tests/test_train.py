@@ -111,6 +111,19 @@ def test_learning_rate_warms_up_linearly():
     assert learning_rate(cfg, 100) == pytest.approx(2e-3)
 
 
+def test_cosine_learning_rate_decays_from_lr_to_its_floor_after_the_warm_up():
+    base = config_from_dict(tiny_config_dict("x.h5", "runs"))  # warmup 5, lr 2e-3
+    cfg = base.replace({"optim.lr_schedule": "cosine", "train.steps": 105})
+    assert learning_rate(cfg, 0) == pytest.approx(2e-3 / 5)  # same warm-up as constant
+    assert learning_rate(cfg, 5) == pytest.approx(2e-3)
+    assert learning_rate(cfg, 55) == pytest.approx(1e-3)  # half-way: half the rate
+    rates = [learning_rate(cfg, t) for t in range(5, 106)]
+    assert rates == sorted(rates, reverse=True) and rates[-1] == pytest.approx(0.0, abs=1e-12)
+    floored = cfg.replace({"optim.lr_min_ratio": 0.1})
+    assert learning_rate(floored, 105) == pytest.approx(2e-4)
+    assert learning_rate(floored, 55) == pytest.approx(1.1e-3)
+
+
 def test_ema_rampup_grows_the_half_life_to_that_of_ema_decay():
     assert ema_decay_at(0.999, None, 0) == 0.999  # off: the configured decay from step 0
     decays = [ema_decay_at(0.999, 0.05, t) for t in range(0, 30_000, 100)]

@@ -161,6 +161,10 @@ class LossConfig:
 class OptimConfig:
     """Adam with linear warm-up to ``lr``, EMA of the weights, gradient-norm clipping.
 
+    ``lr_schedule``: ``constant`` after the warm-up, or ``cosine``: after the warm-up the rate
+    falls as ``lr_min + (lr - lr_min) (1 + cos(pi p)) / 2`` with ``p`` the fraction of the
+    remaining ``train.steps`` done, ``lr_min = lr_min_ratio * lr`` (short runs end sharper).
+
     ``batch_size`` is global (split over DDP ranks); ``grad_clip: null`` disables clipping.
     ``ema_rampup`` (EDM's ``ema_rampup_ratio``, e.g. 0.05; null: off): the EMA half-life after
     ``t`` steps is ``min(H, ema_rampup * t)`` steps, where ``H`` is the half-life of
@@ -169,6 +173,8 @@ class OptimConfig:
 
     lr: float = setting(2e-3, check=POSITIVE)
     warmup_steps: int = setting(200, check=NON_NEGATIVE)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    lr_min_ratio: float = setting(0.0, check=Check(lo=0, hi=1))
     batch_size: int = setting(32, check=POSITIVE)
     ema_decay: float = setting(0.999, check=UNIT_OPEN)
     ema_rampup: float | None = setting(None, check=POSITIVE)

@@ -67,6 +67,9 @@ class PDE(ABC):
     #: Poisson / Helmholtz ``E[a**2] ~ 0.1``, Burgers ``E[u_t**2] ~ 0.025``); the training term is
     #: ``Rn = mean squared residual / residual_scale``, so one ``lambda`` transfers between PDEs.
     residual_scale: ClassVar[float] = 1.0
+    #: True when the input is the GRF of ``grf_alpha, grf_tau`` and the solution is linear in
+    #: it, so the fields are jointly Gaussian (:mod:`piddm.tasks.gaussian_posterior`).
+    linear_gaussian: ClassVar[bool] = False
     #: Lower bounds of parameters, ``name -> (low, open)``: ``value > low`` if ``open`` else
     #: ``value >= low`` (every parameter must also be a finite number).
     param_bounds: ClassVar[dict[str, tuple[float, bool]]] = {}

@@ -24,6 +24,7 @@ class Poisson(DirichletPDE):
     name: ClassVar[str] = "poisson"
     normalisation: ClassVar[Normalisation] = Normalisation(shift=(0.0, 0.0), scale=(1.0, 0.02))
     residual_scale: ClassVar[float] = 0.1
+    linear_gaussian: ClassVar[bool] = True
 
     def sample_input(self, rng: np.random.Generator) -> np.ndarray:
         return self.sample_grf(rng)

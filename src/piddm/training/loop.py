@@ -2,7 +2,7 @@
 
 Per step ``t`` (0-based; a checkpoint "at step k" holds the state after ``k`` steps):
 
-1. ``lr = optim.lr * min(1, (t + 1) / warmup_steps)`` (linear warm-up, then constant);
+1. ``lr = learning_rate(cfg, t)``: linear warm-up, then constant or cosine decay;
 2. the global batch: ``batch_size`` indices from per-epoch permutations of the training set,
    each permutation seeded by ``(seed, epoch)``; this rank keeps its contiguous slice;
 3. the step's randomness: a generator seeded by ``(seed, step)`` shared by all ranks
@@ -174,9 +174,17 @@ class TrainResult:
 
 
 def learning_rate(cfg: Config, step: int) -> float:
-    """Linear warm-up over ``warmup_steps``, then constant ``optim.lr``."""
-    warmup = cfg.optim.warmup_steps
-    return cfg.optim.lr * min(1.0, (step + 1) / warmup) if warmup > 0 else cfg.optim.lr
+    """Rate of update ``step`` (0-based): linear warm-up over ``warmup_steps`` to ``optim.lr``,
+    then constant, or cosine decay to ``lr_min_ratio * lr`` at ``train.steps``."""
+    o = cfg.optim
+    if step < o.warmup_steps:
+        return o.lr * (step + 1) / o.warmup_steps
+    if o.lr_schedule == "constant":
+        return o.lr
+    span = max(1, cfg.train.steps - o.warmup_steps)
+    progress = min(1.0, (step - o.warmup_steps) / span)
+    lr_min = o.lr_min_ratio * o.lr
+    return lr_min + (o.lr - lr_min) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def _tensorboard(run_dir: Path, enabled: bool) -> Any:
