@@ -10,6 +10,7 @@ from piddm.metrics import (
     evaluate,
     frechet_distance,
     moment_errors,
+    noise_floors,
     relative_l2,
     solver_consistency,
     spectral_features,
@@ -59,6 +60,19 @@ def test_solver_consistency_is_zero_on_solver_data_and_positive_on_wrong_fields(
     wrong = data.copy()
     wrong[:, pde.solution_channel, 4:8, 4:8] *= 1.5
     assert solver_consistency(pde, wrong).min() > 1e-3
+
+
+def test_noise_floors_match_their_expectation_for_white_noise() -> None:
+    # Two independent sets of n samples, per-node std sigma: E[MMSE] = 2 sigma^2 / n and
+    # E[SMSE] ~ sigma^2 / n (Var of a sample std ~ sigma^2 / 2n).
+    sigma, n = 0.3, 100
+    reference = np.random.default_rng(0).normal(0.0, sigma, size=(400, 2, 16, 16))
+    mmse_floor, smse_floor, sfd_floor = noise_floors(reference, n, seed=1)
+    assert mmse_floor == pytest.approx(2 * sigma**2 / n, rel=0.1)
+    assert smse_floor == pytest.approx(sigma**2 / n, rel=0.15)
+    assert sfd_floor > 0
+    assert noise_floors(reference, n, seed=1) == (mmse_floor, smse_floor, sfd_floor)
+    assert noise_floors(reference, n, seed=2) != (mmse_floor, smse_floor, sfd_floor)
 
 
 def test_evaluate_reference_against_itself_is_at_the_floor() -> None:

@@ -18,7 +18,8 @@ def command(samples: str, reference: str, no_consistency: bool, as_json: bool) -
     """Residual, MMSE/SMSE and SFD (with noise floors) and solver consistency of SAMPLES.
 
     The reference should be held-out solver data (not the training set) with at least twice
-    as many samples as SAMPLES so that the noise floors use disjoint halves of equal size.
+    as many samples as SAMPLES so that the noise floors use disjoint halves of equal size
+    (each floor is averaged over 16 random splits of the reference).
     """
     from piddm.data.io import read_dataset
     from piddm.metrics import evaluate
