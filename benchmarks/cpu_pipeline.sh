@@ -4,7 +4,7 @@
 # Usage: bash benchmarks/cpu_pipeline.sh darcy [TEACHER_STEPS] [STUDENT_STEPS] [PID_STEPS] [PIDM_STEPS] [CONTINUE_STEPS]
 # (CONTINUE_STEPS > 0: a two-stage teacher, see benchmarks/pretrained_pipeline.sh)
 # Every step resumes or skips what is already there, so the script can be re-run after a kill.
-# RESULTS.md was made with: bash benchmarks/cpu_pipeline.sh PDE 2500 1000 200 150 4000
+# RESULTS.md was made with: bash benchmarks/cpu_pipeline.sh PDE 2500 1500 200 150 4000
 set -euo pipefail
 pde=$1
 teacher_steps=${2:-3000}

@@ -41,6 +41,14 @@ MACHINE = (
 )
 TRAIN_DATA = "4,000 solver samples (seed 0; 200 more held out during training)"
 TEST_DATA = "1,024 held-out solver samples (seed 1)"
+PIPELINE_SCRIPT = "pretrained_pipeline.sh"
+#: Arguments of benchmarks/pretrained_pipeline.sh that trained each shipped pair.
+PIPELINE = {
+    "darcy": "2500 1500 4000",
+    "poisson": "2500 1500 4000",
+    "helmholtz": "2500 500",
+    "burgers": "2500 500",
+}
 
 
 def train_seconds(run_dir: Path) -> float:
@@ -65,12 +73,27 @@ def export_one(pde: str, role: str, reference: np.ndarray) -> None:
     fp32_check = check_residual(model, metadata)
     weights = export_weights(run_dir, name)
     notes = []
+    trained = metadata.get("config", {})
     if role == "piddm":
-        notes.append(f"Distilled from `{pde}-32-teacher` (lambda_train 1e-2, 1,024 pairs).")
+        distill = trained.get("distill", {})
+        notes.append(
+            f"Distilled from `{pde}-32-teacher` (lambda_train {distill.get('lambda_train'):g}, "
+            f"{distill.get('pairs'):,} pairs)."
+        )
+    elif trained.get("train", {}).get("init_from"):
+        origin = trained["train"]["init_from"]
+        if origin == name:  # the previous release's model of the same name
+            origin = f"piddm 0.1.0's pretrained {name} (2,500 steps of this config)"
+        optim = trained["optim"]
+        notes.append(
+            f"Stage 2 of 2: {int(metadata['step']):,} steps from the EMA weights of {origin}, "
+            f"lr {optim['lr']:g} with a {optim.get('lr_schedule', 'constant')} decay, EMA "
+            f"ramp-up {optim.get('ema_rampup')}; steps and training time below are stage 2's."
+        )
     source = {
         "config": config,
         "command": command,
-        "pipeline": f"OMP_NUM_THREADS=1 bash benchmarks/pretrained_pipeline.sh {pde} 2500 500",
+        "pipeline": f"OMP_NUM_THREADS=1 bash benchmarks/{PIPELINE_SCRIPT} {pde} {PIPELINE[pde]}",
         "steps": int(metadata["step"]),
         "train_seconds": train_seconds(run_dir),
         "machine": MACHINE,

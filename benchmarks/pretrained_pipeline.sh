@@ -7,7 +7,7 @@
 # constant rate (runs/PDE-32-teacher-stage1), then CONTINUE_STEPS more from its EMA weights
 # with a cosine decay from 1e-3 and a ramped-up EMA (runs/PDE-32-teacher).
 # Shipped helmholtz / burgers models: OMP_NUM_THREADS=1 bash benchmarks/pretrained_pipeline.sh PDE 2500 500
-# Shipped darcy / poisson models:     OMP_NUM_THREADS=1 bash benchmarks/pretrained_pipeline.sh PDE 2500 1000 4000
+# Shipped darcy / poisson models:     OMP_NUM_THREADS=1 bash benchmarks/pretrained_pipeline.sh PDE 2500 1500 4000
 set -euo pipefail
 pde=$1
 teacher_steps=${2:-2500}
