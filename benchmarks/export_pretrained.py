@@ -41,7 +41,6 @@ MACHINE = (
 )
 TRAIN_DATA = "4,000 solver samples (seed 0; 200 more held out during training)"
 TEST_DATA = "1,024 held-out solver samples (seed 1)"
-PIPELINE_SCRIPT = "pretrained_pipeline.sh"
 #: Arguments of benchmarks/pretrained_pipeline.sh that trained each shipped pair.
 PIPELINE = {
     "darcy": "2500 1500 4000",
@@ -93,7 +92,8 @@ def export_one(pde: str, role: str, reference: np.ndarray) -> None:
     source = {
         "config": config,
         "command": command,
-        "pipeline": f"OMP_NUM_THREADS=1 bash benchmarks/{PIPELINE_SCRIPT} {pde} {PIPELINE[pde]}",
+        "pipeline": "OMP_NUM_THREADS=1 bash benchmarks/pretrained_pipeline.sh "
+        f"{pde} {PIPELINE[pde]}",
         "steps": int(metadata["step"]),
         "train_seconds": train_seconds(run_dir),
         "machine": MACHINE,

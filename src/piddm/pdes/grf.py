@@ -24,6 +24,16 @@ def grf2d_spectrum(resolution: int, alpha: float, tau: float) -> np.ndarray:
     return amplitude
 
 
+def grf2d_modes(resolution: int, alpha: float, tau: float) -> np.ndarray:
+    """The GRF's linear map as fields: ``(S^2 modes, S, S)``, entry ``k`` the inverse DCT of
+    mode ``k`` scaled by its amplitude, so that ``grf2d``'s field is ``sum_k xi_k modes[k]``
+    with ``xi = rng.standard_normal((S, S)).ravel()``."""
+    nodes = resolution * resolution
+    amplitude = grf2d_spectrum(resolution, alpha, tau).ravel()
+    units = np.eye(nodes).reshape(nodes, resolution, resolution) * amplitude[:, None, None]
+    return fft.idctn(units, type=2, norm="ortho", axes=(-2, -1))
+
+
 def grf2d(
     rng: np.random.Generator, resolution: int, alpha: float = 2.0, tau: float = 3.0
 ) -> np.ndarray:

@@ -26,11 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 import torch
-from scipy import fft
 
 from piddm.errors import PiddmError
 from piddm.pdes import PDE
-from piddm.pdes.grf import grf2d_spectrum
+from piddm.pdes.grf import grf2d_modes, grf2d_spectrum
 
 #: Largest grid for the dense prior factor ``B`` ``(2 S^2, S^2)``.
 MAX_RESOLUTION = 64
@@ -67,9 +66,7 @@ def gaussian_prior(pde: PDE) -> GaussianPrior:
         )
     nodes = size * size
     amplitude = grf2d_spectrum(size, pde.grf_alpha, pde.grf_tau).ravel()
-    # Column k of Phi diag(s): the inverse DCT of the k-th unit mode scaled by s_k.
-    modes = np.eye(nodes).reshape(nodes, size, size) * amplitude[:, None, None]
-    coefficient = fft.idctn(modes, type=2, norm="ortho", axes=(-2, -1))  # (S^2 modes, S, S)
+    coefficient = grf2d_modes(size, pde.grf_alpha, pde.grf_tau)  # column k of Phi diag(s)
     columns = np.empty((nodes, pde.num_channels, size, size))
     for k in range(nodes):
         columns[k] = pde.solve(coefficient[k]) if amplitude[k] > 0 else 0.0
