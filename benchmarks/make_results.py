@@ -138,6 +138,37 @@ def bayes_table(pde: str) -> list[str]:
     return out
 
 
+#: Learning curves of Darcy students (benchmarks/student_curve.py): file stem -> row label.
+CURVES = {
+    "darcy-32-piddm-lambda0-1024pairs-curve": "0, 1,024 pairs, constant 2e-4",
+    "darcy-32-piddm-1024pairs-curve": "0.1, 1,024 pairs, constant 2e-4",
+    "darcy-32-piddm-lambda0-curve": "0, 8,192 pairs, cosine from 5e-4",
+    "darcy-32-piddm-curve": "0.1, 8,192 pairs, cosine from 5e-4",
+}
+
+
+def curve_table() -> list[str]:
+    """Checkpoints of the Darcy students against the held-out data and the teacher."""
+    teacher = load("darcy-32-teacher-eval.json")
+    out = [
+        "| `lambda_train`, pairs, rate | step | residual (vs teacher) | MMSE vs teacher "
+        "| SMSE vs teacher | pair loss: training / fresh latents |",
+        "|---|---|---|---|---|---|",
+    ]
+    for stem, name in CURVES.items():
+        curve = load(f"{stem}.json")
+        if not curve or not teacher:
+            continue
+        for r in curve["rows"]:
+            out.append(
+                f"| {name} | {r['step']} | {fmt(r['residual_mean'])} "
+                f"({r['residual_mean'] / teacher['residual_mean']:.2g}x) "
+                f"| {r['mmse'] / teacher['mmse']:.2f}x | {r['smse'] / teacher['smse']:.3g}x "
+                f"| {fmt(r['logged_pair_loss'])} / {fmt(r['fresh_pair_mse'])} |"
+            )
+    return out if len(out) > 2 else []
+
+
 def label(row: dict[str, Any]) -> str:
     return row["method"] + (f" ({row['variant']})" if row.get("variant") else "")
 
@@ -191,6 +222,10 @@ def main() -> None:
     print("\n".join(demo_table()))
     print("\n## Teachers (32^2, CPU)\n")
     print("\n".join(teacher_table(pdes)))
+    curves = curve_table()
+    if curves:
+        print("\n## Darcy students: learning curves (512 samples, seed-7 latents)\n")
+        print("\n".join(curves))
     for pde in pdes:
         bench = load(f"{pde}-32.json")
         if not bench:

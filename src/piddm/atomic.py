@@ -41,17 +41,27 @@ def fsync_path(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+def current_umask() -> int:
+    """The process's umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path; on success fsync it and rename it onto ``path``.
 
-    On any exception (including ``KeyboardInterrupt``) the temporary file is removed.
+    On any exception (including ``KeyboardInterrupt``) the temporary file is removed. The file
+    gets the permissions of a newly created file (``0o666`` less the umask) whatever the writer
+    used (safetensors writes ``0o600``, which hides checkpoints from the rest of a group).
     """
     target = Path(path)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
         yield tmp
         fsync_path(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

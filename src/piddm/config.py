@@ -208,7 +208,11 @@ class DistillConfig:
     ``pairs`` (P) teacher pairs from ``pair_steps`` (N_s) Heun steps, computed
     ``pair_batch_size`` at a time; every ``refresh_every`` (K) steps a ``refresh_fraction``
     of them is replaced (0: never); ``pid_grid``: points of PID's Karras grid (N);
-    ``pairs_cache``: where the pairs are cached (default: the run directory).
+    ``pairs_cache``: where the pairs are cached (default: the run directory);
+    ``residual_grad``: which output channels the gradient of ``lambda_train Rn`` reaches:
+    ``all`` (SPEC section 3.3) or ``solution``, where the other channels (coefficient,
+    source) enter ``Rn`` detached, so the physics term corrects the solution to fit them and
+    cannot reshape them; they follow the teacher's pairs alone. The loss value is the same.
     """
 
     lambda_train: float = setting(1e-2, check=NON_NEGATIVE)
@@ -221,6 +225,7 @@ class DistillConfig:
     #: Directory of the teacher-pair cache (shared by students of one teacher, e.g. the
     #: ablation); null: ``pairs/`` in the run directory.
     pairs_cache: str | None = None
+    residual_grad: Literal["all", "solution"] = "all"
 
 
 @dataclass(frozen=True)

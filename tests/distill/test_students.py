@@ -19,6 +19,7 @@ from piddm.checkpoint import load_model, read_checkpoint
 from piddm.cli import main
 from piddm.config import config_from_dict
 from piddm.distill import one_step_generator, student_sampler
+from piddm.distill.objectives import residual_term, solution_only
 from piddm.distill.run import distill
 from piddm.distill.students import PIDStudent
 from piddm.errors import PiddmError
@@ -87,15 +88,32 @@ def test_pid_student_is_the_identity_at_sigma_max() -> None:
     assert not torch.allclose(student(z, 1.0), z)
 
 
+@pytest.mark.parametrize("residual_grad", ["all", "solution"])
 def test_physics_term_lowers_the_student_residual(
-    teacher: Path, data_file: Path, tmp_path: Path
+    teacher: Path, data_file: Path, tmp_path: Path, residual_grad: str
 ) -> None:
     residual = {}
     for lam in (0.0, 1.0):
-        cfg = student_cfg(data_file, tmp_path / "runs", lambda_train=lam)
+        cfg = student_cfg(
+            data_file, tmp_path / "runs", lambda_train=lam, residual_grad=residual_grad
+        )
         result = distill(cfg, teacher, run_dir=tmp_path / f"lam{lam}", device="cpu", progress=False)
         residual[lam] = fixed_residual(result.checkpoint)
     assert residual[1.0] < 0.5 * residual[0.0], residual
+
+
+def test_solution_only_residual_reaches_the_solution_channel_alone() -> None:
+    pde = get_pde("darcy", 16)
+    x = torch.randn(3, 2, 16, 16, dtype=torch.float64, requires_grad=True)
+    full = residual_term(pde, x)
+    (grad_full,) = torch.autograd.grad(full.sum(), x)
+    detached = residual_term(pde, solution_only(pde, x))
+    (grad_solution,) = torch.autograd.grad(detached.sum(), x)
+    assert torch.equal(detached, full)  # same loss value
+    assert grad_full[:, 0].abs().max() > 0 and torch.equal(
+        grad_solution[:, 0], torch.zeros_like(x[:, 0])
+    )
+    assert torch.equal(grad_solution[:, 1], grad_full[:, 1])
 
 
 @pytest.mark.parametrize("kind", ["piddm", "pid"])
@@ -367,3 +385,23 @@ def test_pair_cache_is_shared_by_students_of_one_teacher_only(
     save_weights(other, model, meta)
     distill(cfg, other, run_dir=tmp_path / "c", device="cpu", progress=False)
     assert (cache / "round-00000.safetensors").stat().st_mtime_ns != first  # recomputed
+
+
+def test_pair_cache_keeps_the_initial_bank_and_the_two_newest_rounds(
+    teacher: Path, data_file: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    cfg = student_cfg(data_file, tmp_path / "runs", pairs_cache=str(cache), refresh_every=1)
+    cfg = cfg.replace({"train.steps": 5})
+    distill(cfg, teacher, run_dir=tmp_path / "a", device="cpu", progress=False)
+    kept = sorted(p.name for p in cache.glob("round-*.safetensors"))
+    assert kept == [f"round-{r:05d}.safetensors" for r in (0, 3, 4)]
+    first = (cache / "round-00000.safetensors").stat().st_mtime_ns
+    distill(
+        cfg.replace({"distill.lambda_train": 0.0}),
+        teacher,
+        run_dir=tmp_path / "b",
+        device="cpu",
+        progress=False,
+    )
+    assert (cache / "round-00000.safetensors").stat().st_mtime_ns == first  # not recomputed

@@ -3,7 +3,8 @@
 * :class:`PIDDMObjective` (SPEC section 3.3): per pair ``(eps, x0)``,
   ``|G(eps) - x0|^2 + lambda_train Rn(G(eps))`` with ``G(eps) = D_student(smax eps; smax)``,
   the squared error averaged over ``(C, S, S)`` in normalised space and ``Rn`` the PDE's
-  normalised mean squared residual of the de-normalised output.
+  normalised mean squared residual of the de-normalised output (with ``residual_grad =
+  "solution"``, every channel but the solution enters ``Rn`` detached).
 * :class:`PIDObjective` (SPEC section 4, Tee et al.): data-free; with ``z = smax eps``, a
   Karras grid ``t_0 = smax > ... > t_{N-1} = smin``, ``i ~ U{0..N-1}``, ``t = t_i``,
   ``t' = t_{i+1}`` (``t_{i-1}`` at the end),
@@ -31,13 +32,30 @@ def residual_term(pde: PDE, x: torch.Tensor) -> torch.Tensor:
     return pde.normalised_residual(pde.normalisation.denormalise(x))
 
 
+def solution_only(pde: PDE, x: torch.Tensor) -> torch.Tensor:
+    """``x`` ``(B, C, S, S)`` with every channel but ``pde.solution_channel`` detached."""
+    keep = torch.zeros(x.shape[1], dtype=torch.bool, device=x.device)
+    keep[pde.solution_channel] = True
+    return torch.where(keep.view(1, -1, 1, 1), x, x.detach())
+
+
 class PIDDMObjective:
     """Pair regression plus the physics term; the batch holds ``[eps, x0]`` ``(b, 2C, S, S)``."""
 
-    def __init__(self, pde: PDE, bank: PairBank, lambda_train: float, sigma_max: float) -> None:
+    def __init__(
+        self,
+        pde: PDE,
+        bank: PairBank,
+        lambda_train: float,
+        sigma_max: float,
+        residual_grad: str = "all",
+    ) -> None:
+        if residual_grad not in ("all", "solution"):
+            raise ValueError(f"residual_grad must be 'all' or 'solution', got {residual_grad!r}")
         self.pde, self.bank = pde, bank
         self.lambda_train = float(lambda_train)
         self.sigma_max = float(sigma_max)
+        self.residual_grad = residual_grad
         self.calls = 0
 
     def loss(
@@ -51,7 +69,8 @@ class PIDDMObjective:
             self.sigma_max * eps, torch.full((len(eps),), self.sigma_max, device=eps.device)
         )
         mse = (out - x0).square().flatten(1).mean(dim=1)
-        residual = residual_term(self.pde, out)
+        physical = out if self.residual_grad == "all" else solution_only(self.pde, out)
+        residual = residual_term(self.pde, physical)
         per_sample = mse + self.lambda_train * residual if self.lambda_train > 0 else mse
         stats = {"loss_pairs": mse.detach().mean(), "residual": residual.detach().mean()}
         return per_sample.mean(), stats

@@ -6,11 +6,12 @@ generator seeded by ``(seed, r, j)`` alone, so a pair bank does not depend on th
 ranks that computed it. Ranks compute disjoint slices and exchange them (``all_gather``).
 
 The bank is cached as ``round-RRRRR.safetensors`` files (round 0 is the initial bank; round
-``r`` the bank after the ``r``-th refresh) in the run directory's ``pairs/`` or in a shared
-directory (``distill.pairs_cache``), next to ``key.json``, which identifies the teacher
-(hash of its weights file), the settings and the seed. A resumed run, or another student of
-the same teacher (e.g. the ``lambda_train = 0`` ablation), reloads exactly the bank it needs;
-a cache made for another key is cleared, never reused.
+``r`` the bank after the ``r``-th refresh; round 0 and the two newest rounds are kept) in the
+run directory's ``pairs/`` or in a shared directory (``distill.pairs_cache``), next to
+``key.json``, which identifies the teacher (hash of its weights file), the settings and the
+seed. A resumed run, or another student of the same teacher (e.g. the ``lambda_train = 0``
+ablation), reloads exactly the bank it needs; a cache made for another key is cleared, never
+reused.
 """
 
 from __future__ import annotations
@@ -197,8 +198,10 @@ class PairBank:
             self.directory.mkdir(parents=True, exist_ok=True)
             with atomic_output(path) as tmp:
                 save_file({"pairs": bank.contiguous()}, str(tmp))
-            for old in self.directory.glob("round-*.safetensors"):  # keep the two newest
-                if int(old.stem.split("-")[1]) < round_index - 1:
+            # Keep the initial bank (the costly one, shared by every student of the teacher)
+            # and the two newest rounds (what a resumed run needs).
+            for old in self.directory.glob("round-*.safetensors"):
+                if 0 < int(old.stem.split("-")[1]) < round_index - 1:
                     old.unlink(missing_ok=True)
         barrier(self.info)
         return bank
