@@ -43,7 +43,7 @@ TRAIN_DATA = "4,000 solver samples (seed 0; 200 more held out during training)"
 TEST_DATA = "1,024 held-out solver samples (seed 1)"
 #: Arguments of benchmarks/pretrained_pipeline.sh that trained each shipped pair.
 PIPELINE = {
-    "darcy": "2500 1500 4000",
+    "darcy": "2500 4000 4000",
     "poisson": "2500 1500 4000",
     "helmholtz": "2500 500",
     "burgers": "2500 500",
@@ -74,10 +74,14 @@ def export_one(pde: str, role: str, reference: np.ndarray) -> None:
     notes = []
     trained = metadata.get("config", {})
     if role == "piddm":
-        distill = trained.get("distill", {})
+        distill, optim = trained.get("distill", {}), trained.get("optim", {})
+        grad = distill.get("residual_grad", "all")
         notes.append(
             f"Distilled from `{pde}-32-teacher` (lambda_train {distill.get('lambda_train'):g}, "
-            f"{distill.get('pairs'):,} pairs)."
+            f"{distill.get('pairs'):,} pairs, lr {optim.get('lr'):g} "
+            f"{optim.get('lr_schedule', 'constant')}"
+            + (", physics gradient to the solution channel only" if grad == "solution" else "")
+            + ")."
         )
     elif trained.get("train", {}).get("init_from"):
         origin = trained["train"]["init_from"]

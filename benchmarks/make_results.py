@@ -140,10 +140,11 @@ def bayes_table(pde: str) -> list[str]:
 
 #: Learning curves of Darcy students (benchmarks/student_curve.py): file stem -> row label.
 CURVES = {
-    "darcy-32-piddm-lambda0-1024pairs-curve": "0, 1,024 pairs, constant 2e-4",
-    "darcy-32-piddm-1024pairs-curve": "0.1, 1,024 pairs, constant 2e-4",
-    "darcy-32-piddm-lambda0-curve": "0, 8,192 pairs, cosine from 5e-4",
-    "darcy-32-piddm-curve": "0.1, 8,192 pairs, cosine from 5e-4",
+    "darcy-32-piddm-lambda0-1024pairs-curve": "0; 1,024 pairs, constant 2e-4",
+    "darcy-32-piddm-1024pairs-curve": "0.1 through a and u; 1,024 pairs, constant 2e-4",
+    "darcy-32-piddm-lambda0-curve": "0; 8,192 pairs, cosine from 5e-4",
+    "darcy-32-piddm-gradall-curve": "0.1 through a and u; 8,192 pairs, cosine (stopped)",
+    "darcy-32-piddm-curve": "0.1 through u only; 8,192 pairs, cosine from 5e-4",
 }
 
 
@@ -151,8 +152,8 @@ def curve_table() -> list[str]:
     """Checkpoints of the Darcy students against the held-out data and the teacher."""
     teacher = load("darcy-32-teacher-eval.json")
     out = [
-        "| `lambda_train`, pairs, rate | step | residual (vs teacher) | MMSE vs teacher "
-        "| SMSE vs teacher | pair loss: training / fresh latents |",
+        "| `lambda_train` (physics gradient); pairs, rate | step | residual (vs teacher) "
+        "| MMSE vs teacher | SMSE vs teacher | pair loss: training / fresh latents |",
         "|---|---|---|---|---|---|",
     ]
     for stem, name in CURVES.items():
