@@ -88,14 +88,16 @@ def test_pid_student_is_the_identity_at_sigma_max() -> None:
     assert not torch.allclose(student(z, 1.0), z)
 
 
-@pytest.mark.parametrize("residual_grad", ["all", "solution"])
+@pytest.mark.parametrize(
+    ("kind", "residual_grad"), [("piddm", "all"), ("piddm", "solution"), ("pid", "solution")]
+)
 def test_physics_term_lowers_the_student_residual(
-    teacher: Path, data_file: Path, tmp_path: Path, residual_grad: str
+    teacher: Path, data_file: Path, tmp_path: Path, kind: str, residual_grad: str
 ) -> None:
     residual = {}
     for lam in (0.0, 1.0):
         cfg = student_cfg(
-            data_file, tmp_path / "runs", lambda_train=lam, residual_grad=residual_grad
+            data_file, tmp_path / "runs", kind, lambda_train=lam, residual_grad=residual_grad
         )
         result = distill(cfg, teacher, run_dir=tmp_path / f"lam{lam}", device="cpu", progress=False)
         residual[lam] = fixed_residual(result.checkpoint)

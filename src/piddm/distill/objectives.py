@@ -10,7 +10,7 @@
   ``t' = t_{i+1}`` (``t_{i-1}`` at the end),
   ``Delta = (x(z, t) - x(z, t')) / (t - t')`` and
   ``L = |x(z, t) - t Delta - stopgrad[D_teacher(x(z, t); t)]|^2`` (plus, optionally,
-  ``lambda_train Rn(x(z, smin))``).
+  ``lambda_train Rn(x(z, smin))``, with ``residual_grad`` as for PIDDM).
 """
 
 from __future__ import annotations
@@ -39,6 +39,12 @@ def solution_only(pde: PDE, x: torch.Tensor) -> torch.Tensor:
     return torch.where(keep.view(1, -1, 1, 1), x, x.detach())
 
 
+def check_residual_grad(residual_grad: str) -> None:
+    """Raise ``ValueError`` unless ``residual_grad`` is ``all`` or ``solution``."""
+    if residual_grad not in ("all", "solution"):
+        raise ValueError(f"residual_grad must be 'all' or 'solution', got {residual_grad!r}")
+
+
 class PIDDMObjective:
     """Pair regression plus the physics term; the batch holds ``[eps, x0]`` ``(b, 2C, S, S)``."""
 
@@ -50,8 +56,7 @@ class PIDDMObjective:
         sigma_max: float,
         residual_grad: str = "all",
     ) -> None:
-        if residual_grad not in ("all", "solution"):
-            raise ValueError(f"residual_grad must be 'all' or 'solution', got {residual_grad!r}")
+        check_residual_grad(residual_grad)
         self.pde, self.bank = pde, bank
         self.lambda_train = float(lambda_train)
         self.sigma_max = float(sigma_max)
@@ -96,9 +101,12 @@ class PIDObjective:
         sigma_min: float = 0.002,
         sigma_max: float = 80.0,
         rho: float = 7.0,
+        residual_grad: str = "all",
     ) -> None:
+        check_residual_grad(residual_grad)
         self.pde, self.teacher = pde, teacher
         self.lambda_train = float(lambda_train)
+        self.residual_grad = residual_grad
         self.grid = karras_sigmas(grid_points - 1, sigma_min, sigma_max, rho)[:-1].float()
         self.shape = (pde.num_channels, pde.resolution, pde.resolution)
         self.sigma_min = float(sigma_min)
@@ -130,7 +138,8 @@ class PIDObjective:
         stats = {"loss_trajectory": trajectory.detach().mean()}
         per_sample = trajectory
         if self.lambda_train > 0:
-            residual = residual_term(self.pde, out[2])
+            final = out[2] if self.residual_grad == "all" else solution_only(self.pde, out[2])
+            residual = residual_term(self.pde, final)
             per_sample = trajectory + self.lambda_train * residual
             stats["residual"] = residual.detach().mean()
         return per_sample.mean(), stats

@@ -146,7 +146,14 @@ def _distill(
         data = bank.buffer
     else:
         objective = PIDObjective(
-            pde, teacher, d.lambda_train, d.pid_grid, sigma_min, sigma_max, float(diffusion["rho"])
+            pde,
+            teacher,
+            d.lambda_train,
+            d.pid_grid,
+            sigma_min,
+            sigma_max,
+            float(diffusion["rho"]),
+            d.residual_grad,
         )
         data = torch.zeros(cfg.optim.batch_size, 1)  # data-free: only the batch size matters
     student = build_student(cfg, teacher, teacher_meta)
