@@ -203,6 +203,8 @@ def test_resume_in_process_matches_an_uninterrupted_run(tiny_config, tmp_path: P
     assert [s["loss"] for s in stats_of(tmp_path / "full")] == [
         s["loss"] for s in stats_of(tmp_path / "split")
     ]
+    again = train(cfg, run_dir=tmp_path / "split", resume=True, device="cpu", progress=False)
+    assert again.resumed_from == 20 and again.loss == full.loss  # a finished run reports its loss
 
 
 def test_existing_run_dir_is_refused_without_resume_or_overwrite(tiny_config, tmp_path: Path):

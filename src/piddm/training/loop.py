@@ -442,7 +442,7 @@ def fit(
         checkpoint=final,
         steps=total,
         seconds=seconds,
-        loss=last_loss,
+        loss=last_loss if last_loss is not None else log.last_loss(),  # resumed finished run
         parameters=n_params,
         resumed_from=start,
         extra=extra,

@@ -178,6 +178,18 @@ class RunLog:
         with open(self.path / "stats.jsonl", "a") as handle:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
 
+    def last_loss(self) -> float | None:
+        """The ``loss`` of the last complete ``stats.jsonl`` record (``None`` if there is none)."""
+        stats = self.path / "stats.jsonl"
+        if not stats.is_file():
+            return None
+        for line in reversed(stats.read_text().splitlines()):
+            try:
+                return float(json.loads(line)["loss"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue  # a line cut by a kill
+        return None
+
     def truncate_stats(self, step: int) -> None:
         """Drop records past ``step`` (logged after the checkpoint a resume starts from)."""
         stats = self.path / "stats.jsonl"
