@@ -27,8 +27,11 @@ from piddm.pdes import PDE
 from piddm.training.objectives import BatchRandom
 
 
-def residual_term(pde: PDE, x: torch.Tensor) -> torch.Tensor:
-    """``Rn`` of normalised fields ``x`` ``(B, C, S, S)``: ``(B,)``."""
+def residual_term(pde: PDE, x: torch.Tensor, residual_grad: str = "all") -> torch.Tensor:
+    """``Rn`` of normalised fields ``x`` ``(B, C, S, S)``: ``(B,)``. With ``residual_grad =
+    "solution"`` its gradient reaches ``pde.solution_channel`` only (same value)."""
+    if residual_grad == "solution":
+        x = solution_only(pde, x)
     return pde.normalised_residual(pde.normalisation.denormalise(x))
 
 
@@ -74,8 +77,7 @@ class PIDDMObjective:
             self.sigma_max * eps, torch.full((len(eps),), self.sigma_max, device=eps.device)
         )
         mse = (out - x0).square().flatten(1).mean(dim=1)
-        physical = out if self.residual_grad == "all" else solution_only(self.pde, out)
-        residual = residual_term(self.pde, physical)
+        residual = residual_term(self.pde, out, self.residual_grad)
         per_sample = mse + self.lambda_train * residual if self.lambda_train > 0 else mse
         stats = {"loss_pairs": mse.detach().mean(), "residual": residual.detach().mean()}
         return per_sample.mean(), stats
@@ -138,8 +140,7 @@ class PIDObjective:
         stats = {"loss_trajectory": trajectory.detach().mean()}
         per_sample = trajectory
         if self.lambda_train > 0:
-            final = out[2] if self.residual_grad == "all" else solution_only(self.pde, out[2])
-            residual = residual_term(self.pde, final)
+            residual = residual_term(self.pde, out[2], self.residual_grad)
             per_sample = trajectory + self.lambda_train * residual
             stats["residual"] = residual.detach().mean()
         return per_sample.mean(), stats
