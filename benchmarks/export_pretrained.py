@@ -13,7 +13,6 @@ from every card. With ``--render-only`` only the page is rendered.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 from pathlib import Path
@@ -34,6 +33,7 @@ from piddm.export import (
     write_card,
 )
 from piddm.models import PRETRAINED_DIR
+from piddm.training.rundir import read_stats
 
 ROOT = Path(__file__).resolve().parent.parent
 MACHINE = (
@@ -52,8 +52,7 @@ PIPELINE = {
 
 def train_seconds(run_dir: Path) -> float:
     """Cumulative training seconds of a run (its last ``stats.jsonl`` record)."""
-    lines = (run_dir / "stats.jsonl").read_text().strip().splitlines()
-    return float(json.loads(lines[-1])["seconds"])
+    return float(read_stats(run_dir)[-1]["seconds"])
 
 
 def export_one(pde: str, role: str, reference: np.ndarray) -> None:

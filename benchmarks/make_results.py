@@ -142,10 +142,14 @@ def bayes_table(pde: str) -> list[str]:
 CURVES = {
     "darcy-32-piddm-lambda0-1024pairs-curve": "0; 1,024 pairs, constant 2e-4",
     "darcy-32-piddm-1024pairs-curve": "0.1 through a and u; 1,024 pairs, constant 2e-4",
-    "darcy-32-piddm-lambda0-curve": "0; 8,192 pairs, cosine from 5e-4",
+    "darcy-32-piddm-lambda0-nospread-curve": "0; 8,192 pairs, cosine from 5e-4",
     "darcy-32-piddm-gradall-curve": "0.1 through a and u; 8,192 pairs, cosine (stopped)",
-    "darcy-32-piddm-curve": "0.1 through u only; 8,192 pairs, cosine from 5e-4",
+    "darcy-32-piddm-nospread-curve": "0.1 through u only; 8,192 pairs, cosine from 5e-4",
+    "darcy-32-piddm-lambda0-curve": "0; the same, with the spread term (100)",
+    "darcy-32-piddm-curve": "0.1 through u only; the same, with the spread term (100)",
 }
+#: Checkpoints shown per curve: these steps and each curve's last one.
+CURVE_STEPS = (500, 1000, 2000, 3000)
 
 
 def curve_table() -> list[str]:
@@ -160,7 +164,10 @@ def curve_table() -> list[str]:
         curve = load(f"{stem}.json")
         if not curve or not teacher:
             continue
+        last = curve["rows"][-1]["step"]
         for r in curve["rows"]:
+            if r["step"] not in CURVE_STEPS and r["step"] != last:
+                continue
             out.append(
                 f"| {name} | {r['step']} | {fmt(r['residual_mean'])} "
                 f"({r['residual_mean'] / teacher['residual_mean']:.2g}x) "

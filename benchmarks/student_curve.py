@@ -28,14 +28,14 @@ from piddm.checkpoint import load_model
 from piddm.data.io import read_dataset
 from piddm.metrics import evaluate
 from piddm.sampling import sample_checkpoint
+from piddm.training.rundir import read_stats
 
 STEP_FILE = re.compile(r"step-(\d+)\.safetensors$")
 
 
 def logged_pair_loss(run_dir: Path) -> dict[int, float]:
     """``step -> loss_pairs`` from the run's ``stats.jsonl`` (the mean over each log interval)."""
-    rows = map(json.loads, (run_dir / "stats.jsonl").read_text().splitlines())
-    return {int(r["step"]): float(r["loss_pairs"]) for r in rows if "loss_pairs" in r}
+    return {r["step"]: float(r["loss_pairs"]) for r in read_stats(run_dir) if "loss_pairs" in r}
 
 
 def main() -> None:

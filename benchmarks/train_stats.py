@@ -11,15 +11,13 @@ import json
 import sys
 from pathlib import Path
 
+from piddm.training.rundir import read_stats
+
 
 def main() -> None:
     run_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
     stats = run_dir / "stats.jsonl"
-    rates = [
-        row["samples_per_s"]
-        for row in map(json.loads, stats.read_text().splitlines())
-        if "samples_per_s" in row
-    ]
+    rates = [row["samples_per_s"] for row in read_stats(run_dir) if "samples_per_s" in row]
     if not rates:
         sys.exit(f"error: {stats} has no samples_per_s entries")
     payload = {

@@ -189,6 +189,10 @@ def test_out_of_range(data, expected):
         (minimal(data={"n": 10, "n_holdout": 10}), "config data.n_holdout: 10 leaves no training"),
         (minimal(train={"desc": "a b"}), "config train.desc: expected a non-empty name"),
         (
+            minimal(distill={"std_weight": 1.0}, optim={"batch_size": 1}),
+            "config distill.std_weight: the spread term needs optim.batch_size >= 2",
+        ),
+        (
             {"pde": {"name": "darcu"}},
             "config pde.name: unknown PDE 'darcu' (did you mean 'darcy'?)",
         ),

@@ -36,6 +36,7 @@ from piddm.training import (
     train,
 )
 from piddm.training.loop import ema_decay_at
+from piddm.training.rundir import RunLog, read_stats
 
 
 def stats_of(run_dir: Path) -> list[dict]:
@@ -306,6 +307,22 @@ def test_cli_dataset_errors_exit_2(tiny_config, tmp_path: Path, capsys):
     code, _, err = run_cli(capsys, "train", "--config", config, "--data", str(tmp_path / "no.h5"))
     assert_user_error(code, err, "does not exist")
     assert not (tmp_path / "runs").exists()
+
+
+def test_stats_records_cut_by_a_kill_are_skipped_by_every_reader(tmp_path: Path) -> None:
+    records = [{"loss": 0.5, "step": 1}, {"loss": 0.25, "step": 2}, {"loss": 0.125, "step": 3}]
+    lines = [json.dumps(r, sort_keys=True) for r in records]
+    (tmp_path / "stats.jsonl").write_text(
+        "\n".join([*lines[:2], "[1, 2]", lines[2], '{"loss": 0.1, "st'])
+    )
+    assert read_stats(tmp_path) == records
+    log = RunLog(tmp_path)
+    assert log.last_loss() == 0.125
+    log.truncate_stats(2)
+    assert read_stats(tmp_path) == records[:2] and log.last_loss() == 0.25
+    assert (
+        read_stats(tmp_path / "missing") == [] and RunLog(tmp_path / "missing").last_loss() is None
+    )
 
 
 # --------------------------------------------------------------------------- subprocesses

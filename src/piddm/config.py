@@ -213,6 +213,9 @@ class DistillConfig:
     ``all`` (SPEC section 3.3) or ``solution``, where the other channels (coefficient,
     source) enter ``Rn`` detached, so the physics term corrects the solution to fit them and
     cannot reshape them; they follow the teacher's pairs alone. The loss value is the same.
+    ``std_weight`` (PIDDM only): weight of the spread term, the squared difference between
+    the student's and the teacher pairs' standard deviation over the batch at each node
+    (0: off; needs a batch of at least 2).
     """
 
     lambda_train: float = setting(1e-2, check=NON_NEGATIVE)
@@ -226,6 +229,7 @@ class DistillConfig:
     #: ablation); null: ``pairs/`` in the run directory.
     pairs_cache: str | None = None
     residual_grad: Literal["all", "solution"] = "all"
+    std_weight: float = setting(0.0, check=NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
@@ -344,6 +348,11 @@ def validate_config(cfg: Config) -> None:
         raise PiddmError(
             f"config data.n_holdout: {cfg.data.n_holdout} leaves no training samples of data.n "
             f"= {cfg.data.n}"
+        )
+    if cfg.distill.std_weight > 0 and cfg.optim.batch_size < 2:
+        raise PiddmError(
+            f"config distill.std_weight: the spread term needs optim.batch_size >= 2, got "
+            f"{cfg.optim.batch_size}"
         )
     if not cfg.train.desc or any(c in cfg.train.desc for c in "/\\ \t\n"):
         raise PiddmError(

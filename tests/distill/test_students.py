@@ -1,5 +1,6 @@
 """PIDDM and PID students: one network call, PID's boundary identity, the physics term helps,
-exact resume across pair refreshes, DDP, refinement and the solve CLI."""
+the spread term keeps the teacher's spread, exact resume across pair refreshes, DDP,
+refinement and the solve CLI."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from piddm.checkpoint import load_model, read_checkpoint
 from piddm.cli import main
 from piddm.config import config_from_dict
 from piddm.distill import one_step_generator, student_sampler
-from piddm.distill.objectives import residual_term
+from piddm.distill.objectives import batch_std, residual_term
+from piddm.distill.pairs import PairSettings, teacher_endpoints
 from piddm.distill.run import distill
 from piddm.distill.students import PIDStudent
 from piddm.errors import PiddmError
@@ -104,6 +106,38 @@ def test_physics_term_lowers_the_student_residual(
     assert residual[1.0] < 0.5 * residual[0.0], residual
 
 
+def test_batch_std_is_the_unbiased_std_over_the_batch() -> None:
+    x = torch.randn(7, 2, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(batch_std(x), x.std(dim=0))
+
+
+def spread_mismatch(student: Path, teacher: Path, n: int = 64) -> float:
+    """``mean (std G(eps) - std Phi_teacher(eps))^2`` over fixed latents (normalised)."""
+    eps = torch.randn((n, 2, 16, 16), generator=torch.Generator().manual_seed(321))
+    teacher_model, _ = load_model(teacher)
+    target = teacher_endpoints(
+        teacher_model, eps, PairSettings(size=n, steps=4, refresh_every=0, refresh_fraction=0.1)
+    )
+    model, meta = load_model(student)
+    with torch.no_grad():
+        out = one_step_generator(model, meta)(eps)
+    return float((out.std(dim=0) - target.std(dim=0)).square().mean())
+
+
+def test_spread_term_brings_the_student_spread_to_the_teachers(
+    teacher: Path, data_file: Path, tmp_path: Path
+) -> None:
+    mismatch = {}
+    for weight in (0.0, 100.0):
+        cfg = student_cfg(data_file, tmp_path / "runs", lambda_train=0.0, std_weight=weight)
+        cfg = cfg.replace({"train.steps": 60, "optim.lr": 3e-3})
+        result = distill(
+            cfg, teacher, run_dir=tmp_path / f"w{weight}", device="cpu", progress=False
+        )
+        mismatch[weight] = spread_mismatch(result.checkpoint, teacher)
+    assert mismatch[100.0] < 0.5 * mismatch[0.0], mismatch
+
+
 def test_solution_only_residual_reaches_the_solution_channel_alone() -> None:
     pde = get_pde("darcy", 16)
     x = torch.randn(3, 2, 16, 16, dtype=torch.float64, requires_grad=True)
@@ -164,6 +198,8 @@ def test_two_process_ddp_student_matches_one_process(
         "train.log_every=1",
         "--set",
         "optim.batch_size=8",
+        "--set",
+        "distill.std_weight=10",  # the spread term reduces over the global batch
     ]
     one = subprocess.run(
         piddm_command(*args, "--run-dir", str(tmp_path / "one")),

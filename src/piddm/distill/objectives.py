@@ -4,7 +4,12 @@
   ``|G(eps) - x0|^2 + lambda_train Rn(G(eps))`` with ``G(eps) = D_student(smax eps; smax)``,
   the squared error averaged over ``(C, S, S)`` in normalised space and ``Rn`` the PDE's
   normalised mean squared residual of the de-normalised output (with ``residual_grad =
-  "solution"``, every channel but the solution enters ``Rn`` detached).
+  "solution"``, every channel but the solution enters ``Rn`` detached); plus, per batch,
+  ``std_weight * mean_{c,i,j} (std_b G(eps)_{cij} - std_b x0_{cij})^2``, the spread term:
+  ``std_b`` is the standard deviation over the (global, all-rank) batch at each node. The
+  pair regression alone shrinks the student's samples towards their mean wherever the
+  teacher's map is too sharp to fit (two-phase interfaces); the spread term restores the
+  teacher's pointwise spread. Its minimiser is still ``G = Phi_teacher``.
 * :class:`PIDObjective` (SPEC section 4, Tee et al.): data-free; with ``z = smax eps``, a
   Karras grid ``t_0 = smax > ... > t_{N-1} = smin``, ``i ~ U{0..N-1}``, ``t = t_i``,
   ``t' = t_{i+1}`` (``t_{i-1}`` at the end),
@@ -18,6 +23,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_fn
 from torch import nn
 
 from piddm.diffusion import karras_sigmas
@@ -42,6 +49,21 @@ def solution_only(pde: PDE, x: torch.Tensor) -> torch.Tensor:
     return torch.where(keep.view(1, -1, 1, 1), x, x.detach())
 
 
+def batch_std(x: torch.Tensor) -> torch.Tensor:
+    """Standard deviation over the batch at each node, ``(b, C, S, S) -> (C, S, S)``
+    (denominator ``n - 1``). Under DDP the batch is the global one: the sums go through
+    autograd-aware all-reduces, so value and gradient match the one-process batch."""
+    distributed = dist.is_available() and dist.is_initialized()
+
+    def total(t: torch.Tensor) -> torch.Tensor:
+        return dist_fn.all_reduce(t) if distributed else t
+
+    n = total(torch.tensor(float(len(x)), device=x.device, dtype=x.dtype))
+    mean = total(x.sum(dim=0)) / n
+    variance = total((x - mean).square().sum(dim=0)) / (n - 1)
+    return variance.clamp_min(1e-12).sqrt()  # clamped: sqrt has an infinite slope at 0
+
+
 def check_residual_grad(residual_grad: str) -> None:
     """Raise ``ValueError`` unless ``residual_grad`` is ``all`` or ``solution``."""
     if residual_grad not in ("all", "solution"):
@@ -58,12 +80,14 @@ class PIDDMObjective:
         lambda_train: float,
         sigma_max: float,
         residual_grad: str = "all",
+        std_weight: float = 0.0,
     ) -> None:
         check_residual_grad(residual_grad)
         self.pde, self.bank = pde, bank
         self.lambda_train = float(lambda_train)
         self.sigma_max = float(sigma_max)
         self.residual_grad = residual_grad
+        self.std_weight = float(std_weight)
         self.calls = 0
 
     def loss(
@@ -80,7 +104,12 @@ class PIDDMObjective:
         residual = residual_term(self.pde, out, self.residual_grad)
         per_sample = mse + self.lambda_train * residual if self.lambda_train > 0 else mse
         stats = {"loss_pairs": mse.detach().mean(), "residual": residual.detach().mean()}
-        return per_sample.mean(), stats
+        loss = per_sample.mean()
+        if self.std_weight > 0:
+            spread = (batch_std(out) - batch_std(x0)).square().mean()
+            loss = loss + self.std_weight * spread
+            stats["spread"] = spread.detach()
+        return loss, stats
 
     def state_dict(self) -> dict[str, Any]:
         return {"calls": self.calls}

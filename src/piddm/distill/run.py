@@ -142,7 +142,9 @@ def _distill(
         bank = PairBank(
             teacher, settings, shape, cfg.train.seed, cache, info, key, progress and info.is_main
         )
-        objective: Any = PIDDMObjective(pde, bank, d.lambda_train, sigma_max, d.residual_grad)
+        objective: Any = PIDDMObjective(
+            pde, bank, d.lambda_train, sigma_max, d.residual_grad, d.std_weight
+        )
         data = bank.buffer
     else:
         objective = PIDObjective(

@@ -180,26 +180,31 @@ class RunLog:
 
     def last_loss(self) -> float | None:
         """The ``loss`` of the last complete ``stats.jsonl`` record (``None`` if there is none)."""
-        stats = self.path / "stats.jsonl"
-        if not stats.is_file():
-            return None
-        for line in reversed(stats.read_text().splitlines()):
-            try:
-                return float(json.loads(line)["loss"])
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                continue  # a line cut by a kill
-        return None
+        records = read_stats(self.path)
+        losses = [r["loss"] for r in records if isinstance(r.get("loss"), int | float)]
+        return float(losses[-1]) if losses else None
 
     def truncate_stats(self, step: int) -> None:
         """Drop records past ``step`` (logged after the checkpoint a resume starts from)."""
         stats = self.path / "stats.jsonl"
         if not self.enabled or not stats.is_file():
             return
-        kept = []
-        for line in stats.read_text().splitlines():
-            try:
-                if int(json.loads(line)["step"]) <= step:
-                    kept.append(line)
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                continue  # a line cut by a kill
-        stats.write_text("".join(line + "\n" for line in kept))
+        kept = [r for r in read_stats(self.path) if r["step"] <= step]
+        stats.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+
+
+def read_stats(run_dir: Path) -> list[dict[str, Any]]:
+    """The complete records of ``run_dir/stats.jsonl`` in order (``[]`` without the file);
+    a line cut by a kill, or one without an integer ``step``, is skipped."""
+    stats = Path(run_dir) / "stats.jsonl"
+    if not stats.is_file():
+        return []
+    records = []
+    for line in stats.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            records.append(record)
+    return records
