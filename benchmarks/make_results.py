@@ -177,6 +177,29 @@ def curve_table() -> list[str]:
     return out if len(out) > 2 else []
 
 
+#: Task-settings sweeps (benchmarks/task_sweep.py) on training instances, per PDE.
+SWEEPS = ("forward", "inverse")
+
+
+def sweep_table(pde: str) -> list[str]:
+    """Latent-optimisation settings of the tasks, scored on the teacher's training data."""
+    out = [
+        "| task | latents | Adam steps | lr | `lambda_infer` | rel. L2 coefficient "
+        "| rel. L2 solution | error rate | s / instance |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for task in SWEEPS:
+        sweep = load(f"{pde}-32-{task}-sweep.json")
+        for r in sweep["rows"] if sweep else []:
+            c, l2 = r["setting"], list(r["rel_l2"].values())
+            out.append(
+                f"| {task} | {c['ensemble']} | {c['steps']} | {c['lr']:g} | {c['lambda_infer']:g} "
+                f"| {fmt(l2[0])} | {fmt(l2[1])} | {fmt(r.get('error_rate'))} "
+                f"| {r['seconds_per_instance']:.2f} |"
+            )
+    return out if len(out) > 2 else []
+
+
 def label(row: dict[str, Any]) -> str:
     return row["method"] + (f" ({row['variant']})" if row.get("variant") else "")
 
@@ -242,6 +265,14 @@ def main() -> None:
         print("\n".join(generate_table(bench)))
         print(f"\n## {pde} 32^2: forward / inverse, 3 % random observations\n")
         print("\n".join(task_table(bench)))
+        sweep = sweep_table(pde)
+        if sweep:
+            first = load(f"{pde}-32-forward-sweep.json")
+            print(
+                f"\n## {pde} 32^2: task settings, chosen on {first['n']} training instances "
+                f"(3 % observations, student `{first['model']}`)\n"
+            )
+            print("\n".join(sweep))
         bayes = bayes_table(pde)
         if bayes:
             print(f"\n## {pde} 32^2: the Bayes floor of the tasks (exact Gaussian posterior)\n")
