@@ -80,6 +80,7 @@ def export_one(pde: str, role: str, reference: np.ndarray) -> None:
             f"{distill.get('pairs'):,} pairs, lr {optim.get('lr'):g} "
             f"{optim.get('lr_schedule', 'constant')}"
             + (", physics gradient to the solution channel only" if grad == "solution" else "")
+            + (f", spread term {spread:g}" if (spread := distill.get("std_weight", 0)) else "")
             + ")."
         )
     elif trained.get("train", {}).get("init_from"):

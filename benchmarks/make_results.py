@@ -177,23 +177,25 @@ def curve_table() -> list[str]:
     return out if len(out) > 2 else []
 
 
-#: Task-settings sweeps (benchmarks/task_sweep.py) on training instances, per PDE.
-SWEEPS = ("forward", "inverse")
+#: Task-settings sweeps (benchmarks/task_sweep.py) on training instances, per PDE: the
+#: student without the spread term (settings chosen there), then the one with it.
+SWEEPS = ("forward-sweep", "inverse-sweep", "forward-sweep-spread", "inverse-sweep-spread")
 
 
 def sweep_table(pde: str) -> list[str]:
     """Latent-optimisation settings of the tasks, scored on the teacher's training data."""
     out = [
-        "| task | latents | Adam steps | lr | `lambda_infer` | rel. L2 coefficient "
+        "| task | student | latents | Adam steps | lr | `lambda_infer` | rel. L2 coefficient "
         "| rel. L2 solution | error rate | s / instance |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for task in SWEEPS:
-        sweep = load(f"{pde}-32-{task}-sweep.json")
+    for stem in SWEEPS:
+        sweep = load(f"{pde}-32-{stem}.json")
         for r in sweep["rows"] if sweep else []:
             c, l2 = r["setting"], list(r["rel_l2"].values())
             out.append(
-                f"| {task} | {c['ensemble']} | {c['steps']} | {c['lr']:g} | {c['lambda_infer']:g} "
+                f"| {sweep['task']} | `{Path(sweep['model']).name}` | {c['ensemble']} "
+                f"| {c['steps']} | {c['lr']:g} | {c['lambda_infer']:g} "
                 f"| {fmt(l2[0])} | {fmt(l2[1])} | {fmt(r.get('error_rate'))} "
                 f"| {r['seconds_per_instance']:.2f} |"
             )
@@ -269,8 +271,8 @@ def main() -> None:
         if sweep:
             first = load(f"{pde}-32-forward-sweep.json")
             print(
-                f"\n## {pde} 32^2: task settings, chosen on {first['n']} training instances "
-                f"(3 % observations, student `{first['model']}`)\n"
+                f"\n## {pde} 32^2: task settings on {first['n']} training instances "
+                "(3 % observations, `benchmarks/task_sweep.py`)\n"
             )
             print("\n".join(sweep))
         bayes = bayes_table(pde)

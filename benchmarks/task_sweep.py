@@ -43,7 +43,10 @@ def parse_setting(text: str) -> LatentOptConfig:
         if name not in types:
             raise SystemExit(f"--setting: unknown field {name!r}; known: {', '.join(types)}")
         kind = str(types[name])
-        changes[name] = int(value) if kind == "int" else value if kind == "str" else float(value)
+        if kind == "bool":
+            changes[name] = value.lower() in ("1", "true", "yes")
+        else:
+            changes[name] = {"int": int, "str": str}.get(kind, float)(value)
     return replace(BENCH_SETTINGS, **changes)
 
 
