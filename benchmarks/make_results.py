@@ -182,24 +182,28 @@ def curve_table() -> list[str]:
 SWEEPS = ("forward-sweep", "inverse-sweep", "forward-sweep-spread", "inverse-sweep-spread")
 
 
-def sweep_table(pde: str) -> list[str]:
+def load_sweeps(pde: str) -> list[dict[str, Any]]:
+    """The task-settings sweeps of ``pde`` that exist, in the order of :data:`SWEEPS`."""
+    return [sweep for stem in SWEEPS if (sweep := load(f"{pde}-32-{stem}.json"))]
+
+
+def sweep_table(sweeps: list[dict[str, Any]]) -> list[str]:
     """Latent-optimisation settings of the tasks, scored on the teacher's training data."""
     out = [
         "| task | student | latents | Adam steps | lr | `lambda_infer` | rel. L2 coefficient "
         "| rel. L2 solution | error rate | s / instance |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for stem in SWEEPS:
-        sweep = load(f"{pde}-32-{stem}.json")
-        for r in sweep["rows"] if sweep else []:
-            c, l2 = r["setting"], list(r["rel_l2"].values())
+    for sweep in sweeps:
+        for r in sweep["rows"]:
+            c = r["setting"]
             out.append(
                 f"| {sweep['task']} | `{Path(sweep['model']).name}` | {c['ensemble']} "
                 f"| {c['steps']} | {c['lr']:g} | {c['lambda_infer']:g} "
-                f"| {fmt(l2[0])} | {fmt(l2[1])} | {fmt(r.get('error_rate'))} "
-                f"| {r['seconds_per_instance']:.2f} |"
+                f"| {fmt(r['rel_l2_coefficient'])} | {fmt(r['rel_l2_solution'])} "
+                f"| {fmt(r['error_rate'])} | {r['seconds_per_instance']:.2f} |"
             )
-    return out if len(out) > 2 else []
+    return out
 
 
 def label(row: dict[str, Any]) -> str:
@@ -267,14 +271,13 @@ def main() -> None:
         print("\n".join(generate_table(bench)))
         print(f"\n## {pde} 32^2: forward / inverse, 3 % random observations\n")
         print("\n".join(task_table(bench)))
-        sweep = sweep_table(pde)
-        if sweep:
-            first = load(f"{pde}-32-forward-sweep.json")
+        sweeps = load_sweeps(pde)
+        if sweeps:
             print(
-                f"\n## {pde} 32^2: task settings on {first['n']} training instances "
+                f"\n## {pde} 32^2: task settings on {sweeps[0]['n']} training instances "
                 "(3 % observations, `benchmarks/task_sweep.py`)\n"
             )
-            print("\n".join(sweep))
+            print("\n".join(sweep_table(sweeps)))
         bayes = bayes_table(pde)
         if bayes:
             print(f"\n## {pde} 32^2: the Bayes floor of the tasks (exact Gaussian posterior)\n")

@@ -11,7 +11,7 @@ keep the bench's values (ensemble 4, 50 Adam steps, lr 0.05, lambda_infer 1). Ev
 solves the same first N instances of --data (the teacher's *training* data: the bench scores
 the held-out instances, so settings picked here are not tuned on what they are scored on)
 under the same masks (3 % random observations by default) and initial latents. Reports the
-relative L2 per field, the Darcy coefficient error rate and the seconds per instance.
+metrics of ``piddm solve`` (:func:`piddm.metrics.task_metrics`) and the seconds per instance.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from piddm.data import read_dataset
-from piddm.metrics import error_rate, relative_l2
+from piddm.metrics import task_metrics
 from piddm.models import load_any
 from piddm.sampling import pde_of
 from piddm.tasks import LatentOptConfig, make_mask, one_step, solve_task
@@ -85,17 +85,11 @@ def main() -> None:
             mask=mask,
         )
         seconds = (time.perf_counter() - start) / args.n
-        estimate = result.estimate.numpy()
-        l2 = relative_l2(estimate, truth.numpy()).mean(axis=0)
         row = {
             "setting": {k: v for k, v in asdict(config).items() if k != "batch_size"},
-            "rel_l2": dict(zip(pde.channels, map(float, l2), strict=True)),
+            **task_metrics(pde, result.estimate.numpy(), truth.numpy()),
             "seconds_per_instance": seconds,
         }
-        if pde.name == "darcy":
-            row["error_rate"] = float(
-                error_rate(estimate[:, 0], truth.numpy()[:, 0], pde.threshold).mean()
-            )
         rows.append(row)
         print(json.dumps(row), flush=True)
     summary = {
