@@ -179,7 +179,14 @@ def curve_table() -> list[str]:
 
 #: Task-settings sweeps (benchmarks/task_sweep.py) on training instances, per PDE: the
 #: student without the spread term (settings chosen there), then the one with it.
-SWEEPS = ("forward-sweep", "inverse-sweep", "forward-sweep-spread", "inverse-sweep-spread")
+SWEEPS = (
+    "forward-sweep",
+    "inverse-sweep",
+    "forward-sweep-spread",
+    "inverse-sweep-spread",
+    "forward-sweep-candidates",
+    "inverse-sweep-candidates",
+)
 
 
 def load_sweeps(pde: str) -> list[dict[str, Any]]:
@@ -190,15 +197,16 @@ def load_sweeps(pde: str) -> list[dict[str, Any]]:
 def sweep_table(sweeps: list[dict[str, Any]]) -> list[str]:
     """Latent-optimisation settings of the tasks, scored on the teacher's training data."""
     out = [
-        "| task | student | latents | Adam steps | lr | `lambda_infer` | rel. L2 coefficient "
-        "| rel. L2 solution | error rate | s / instance |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| task | student | screened | latents | Adam steps | lr | `lambda_infer` "
+        "| rel. L2 coefficient | rel. L2 solution | error rate | s / instance |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for sweep in sweeps:
         for r in sweep["rows"]:
             c = r["setting"]
+            screened = c.get("candidates", 0) or "-"  # sweeps before screening lack the key
             out.append(
-                f"| {sweep['task']} | `{Path(sweep['model']).name}` | {c['ensemble']} "
+                f"| {sweep['task']} | `{Path(sweep['model']).name}` | {screened} | {c['ensemble']} "
                 f"| {c['steps']} | {c['lr']:g} | {c['lambda_infer']:g} "
                 f"| {fmt(r['rel_l2_coefficient'])} | {fmt(r['rel_l2_solution'])} "
                 f"| {fmt(r['error_rate'])} | {r['seconds_per_instance']:.2f} |"

@@ -6,8 +6,9 @@ Usage:
         --setting ensemble=8,steps=100,lr=0.05 --out benchmarks/results/darcy-32-forward-sweep.json
 
 Each ``--setting`` is a comma-separated list of :class:`piddm.tasks.LatentOptConfig` fields
-(``ensemble``, ``steps``, ``lr``, ``lambda_infer``, ``optimizer``, ``penalty``); the others
-keep the bench's values (ensemble 4, 50 Adam steps, lr 0.05, lambda_infer 1). Every setting
+(``ensemble``, ``candidates``, ``steps``, ``lr``, ``lambda_infer``, ``optimizer``, ``penalty``);
+the others keep the first bench's values (ensemble 4, no screening, 50 Adam steps, lr 0.05,
+lambda_infer 1). Every setting
 solves the same first N instances of --data (the teacher's *training* data: the bench scores
 the held-out instances, so settings picked here are not tuned on what they are scored on)
 under the same masks (3 % random observations by default) and initial latents. Reports the

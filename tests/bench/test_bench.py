@@ -24,6 +24,7 @@ from piddm.sampling import latents, make_sampler
 
 TASKS = ("generate", "forward", "inverse")
 GEN_N, TASK_N, ENSEMBLE, OPT_STEPS, STEPS, REFINE = 4, 2, 2, 2, 4, 2
+CANDIDATES = 3  # prior draws screened per task instance
 
 
 @pytest.fixture(autouse=True)
@@ -65,6 +66,7 @@ def bench_dict(root: Path, **sections: object) -> dict:
             "n": TASK_N,
             "n_per_method": {"dflow": 1},
             "ensemble": ENSEMBLE,
+            "candidates": CANDIDATES,
             "steps": OPT_STEPS,
             "batch_size": 2,
         },
@@ -140,8 +142,9 @@ def test_nfe_is_measured_per_method(bench) -> None:
     assert rows["eci", "inverse", None]["nfe"] == STEPS
     assert rows["piddm-1", "generate", None]["nfe"] == 1
     assert rows["piddm-ref", "generate", None]["nfe"] == 2 * REFINE + 1
-    # Latent optimisation: every ensemble member, forward and backward passes.
-    latent = ENSEMBLE * (OPT_STEPS + 1) + ENSEMBLE * OPT_STEPS
+    # Latent optimisation: the screened candidates, then every ensemble member's forward and
+    # backward passes.
+    latent = CANDIDATES + ENSEMBLE * (OPT_STEPS + 1) + ENSEMBLE * OPT_STEPS
     assert rows["piddm-1", "forward", "lambda0"]["nfe"] == latent
     assert rows["pid", "inverse", None]["nfe"] == latent
 
@@ -254,6 +257,7 @@ def assert_user_error(code: int, err: str, fragment: str) -> None:
         ({"baselines": {"foo": {}}}, "darcy", "config baselines: unknown name 'foo'"),
         ({"tasks": {"run": ["reconstruct"]}}, "darcy", "config tasks.run"),
         ({"tasks": {"n": 9}}, "darcy", "tasks.n: 9 instances but reference.n is 8"),
+        ({"tasks": {"n": 2, "ensemble": 4, "candidates": 2}}, "darcy", "tasks.candidates"),
     ],
 )
 def test_bad_inputs_are_one_line_errors(

@@ -290,6 +290,8 @@ def test_solve_cli_honours_observations_and_writes_figures(
             "3",
             "--ensemble",
             "2",
+            "--candidates",
+            "6",
             "--steps",
             "5",
             "--out",
@@ -300,6 +302,7 @@ def test_solve_cli_honours_observations_and_writes_figures(
     )
     assert code == 0, err
     summary = json.loads(stdout)
+    assert summary["nfe"] == 6 + 2 * (5 + 1) + 2 * 5  # screening, then Adam forward + backward
     for key in (
         "rel_l2_coefficient",
         "rel_l2_solution",

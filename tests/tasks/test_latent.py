@@ -141,6 +141,41 @@ def test_chunking_does_not_change_the_result() -> None:
     torch.testing.assert_close(chunked.history, whole.history, rtol=1e-4, atol=1e-6)
 
 
+def test_candidates_keep_the_lowest_initial_objectives_of_the_same_draws() -> None:
+    pde = get_pde("darcy", S)
+    g = LinearGenerator(2)
+    truth = linear_truth(pde, g, n=2)
+    mask = make_mask(pde, "forward", 0.1, gen(0), n=2)
+    # Each instance draws its 6 candidates in turn from the one stream: score them alike.
+    rng, unscreened = gen(1), LatentOptConfig(steps=0, lambda_infer=1e-2, ensemble=6)
+    every = torch.cat(
+        [
+            optimise_latents(
+                g, pde, truth[i : i + 1], mask[i : i + 1], unscreened, rng=rng
+            ).objective
+            for i in range(2)
+        ]
+    )
+    config = LatentOptConfig(steps=0, lambda_infer=1e-2, ensemble=2, candidates=6)
+    kept = optimise_latents(g, pde, truth, mask, config, rng=gen(1))
+    lowest = every.sort(dim=1).values[:, :2]
+    torch.testing.assert_close(kept.objective.sort(dim=1).values, lowest)
+    assert kept.nfe == 6 + 2  # every candidate screened once, then the kept ones evaluated
+
+
+def test_candidates_lower_the_error_of_a_short_optimisation() -> None:
+    pde = get_pde("darcy", S)
+    g = LinearGenerator(2)
+    truth = linear_truth(pde, g, n=4)
+    mask = make_mask(pde, "forward", 0.05, gen(0), n=4)
+
+    def misfit(candidates: int) -> float:
+        config = LatentOptConfig(steps=5, lambda_infer=0.0, ensemble=2, candidates=candidates)
+        return float(optimise_latents(g, pde, truth, mask, config, rng=gen(1)).data_misfit.mean())
+
+    assert misfit(64) < misfit(0)
+
+
 # ----------------------------------------------------------------------- tiny U-Net
 
 
@@ -228,6 +263,8 @@ def test_generator_runs_in_eval_mode_and_its_mode_is_restored() -> None:
         {"optimizer": "sgd"},
         {"penalty": -0.1},
         {"batch_size": 0},
+        {"candidates": 2, "ensemble": 4},
+        {"candidates": -1},
     ],
 )
 def test_bad_config_raises(kwargs: dict) -> None:

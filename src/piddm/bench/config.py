@@ -11,7 +11,7 @@ A bench config is a YAML mapping::
                 n_per_method: {diffusionpde: 64}, consistency: true}
     tasks:     {run: [forward, inverse], n: 100, n_per_method: {diffusionpde: 20},
                 ablation: true, obs_fraction: 0.03, seed: 0, batch_size: 16, ensemble: 4,
-                steps: 200, lr: 0.05, lambda_infer: 1.0, optimizer: adam}
+                steps: 200, lr: 0.05, lambda_infer: 1.0, optimizer: adam, candidates: 0}
     baselines: {diffusionpde: {num_steps: 200}, dflow: {iterations: 10}}
     methods:   [teacher, pidm, diffusionpde, cocogen, eci, dflow, pid, piddm-1, piddm-ref]
     device:    auto
@@ -135,8 +135,8 @@ class TasksConfig:
     shared by every method; ``n_per_method`` lowers ``n`` for expensive methods (they solve
     the first instances of the same set); ``ablation``: also run the lambda0 student on the
     tasks; ``batch_size`` instances go through a baseline at once; ``ensemble``, ``steps``,
-    ``lr``, ``lambda_infer``, ``optimizer``: the latent optimisation of the one-step students
-    (:class:`piddm.tasks.LatentOptConfig`).
+    ``lr``, ``lambda_infer``, ``optimizer``, ``candidates``: the latent optimisation of the
+    one-step students (:class:`piddm.tasks.LatentOptConfig`).
     """
 
     run: tuple[str, ...] = TASK_NAMES
@@ -151,6 +151,7 @@ class TasksConfig:
     lr: float = setting(0.05, check=POSITIVE)
     lambda_infer: float = setting(1.0, check=NON_NEGATIVE)
     optimizer: Literal["adam", "lbfgs"] = "adam"
+    candidates: int = setting(0, check=NON_NEGATIVE)
     figure_instance: int = setting(0, check=NON_NEGATIVE)
 
 
@@ -223,6 +224,11 @@ def validate_bench_config(cfg: BenchConfig) -> None:
                 f"config tasks.n_per_method.{method}: expected 1 <= n <= tasks.n "
                 f"({cfg.tasks.n}), got {n}"
             )
+    if 0 < cfg.tasks.candidates < cfg.tasks.ensemble:
+        raise PiddmError(
+            f"config tasks.candidates: expected 0 or >= tasks.ensemble ({cfg.tasks.ensemble}), "
+            f"got {cfg.tasks.candidates}"
+        )
     if cfg.reference.n is not None and cfg.reference.n < cfg.tasks.n and cfg.tasks.run:
         raise PiddmError(
             f"config tasks.n: {cfg.tasks.n} instances but reference.n is {cfg.reference.n}"

@@ -317,6 +317,7 @@ def run_task(
             lambda_infer=tasks.lambda_infer,
             ensemble=tasks.ensemble,
             optimizer=tasks.optimizer,
+            candidates=tasks.candidates,
         )
         generator = one_step_generator(model.model, model.metadata)
         rng = torch.Generator().manual_seed(tasks.seed)

@@ -86,6 +86,9 @@ class LatentOptConfig:
     * ``projection``: rescale every latent to norm ``sqrt(d)`` after each step.
     * ``penalty``: ``gamma`` of the penalty ``gamma ((|eps|^2 - d)/d)^2`` (0 disables it).
     * ``batch_size``: rows (latents) per chunk through ``G``; bounds memory.
+    * ``candidates``: prior draws ``K`` per instance (0: ``K = B``, no selection). With
+      ``K > B`` every draw's initial ``J`` is evaluated (``K`` forward evaluations, no
+      gradient) and the ``B`` lowest start the optimisation.
     """
 
     steps: int = 100
@@ -96,6 +99,7 @@ class LatentOptConfig:
     projection: bool = True
     penalty: float = 0.0
     batch_size: int = 64
+    candidates: int = 0
 
     def __post_init__(self) -> None:
         def integer(name: str, value: object, low: int) -> None:
@@ -105,6 +109,11 @@ class LatentOptConfig:
         integer("steps", self.steps, 0)
         integer("ensemble", self.ensemble, 1)
         integer("batch_size", self.batch_size, 1)
+        integer("candidates", self.candidates, 0)
+        if 0 < self.candidates < self.ensemble:
+            raise PiddmError(
+                f"candidates must be 0 or >= ensemble ({self.ensemble}), got {self.candidates}"
+            )
         if not math.isfinite(self.lr) or not 0 < self.lr <= FLOAT32_MAX:
             raise PiddmError(f"lr must be positive and at most 3.4e38, got {self.lr!r}")
         if not math.isfinite(self.lambda_infer) or self.lambda_infer < 0:
@@ -288,6 +297,36 @@ def _run(
     return torch.cat(eps_out), merged, history / eps0.shape[0], counted
 
 
+def _screened_latents(
+    generator: LatentGenerator,
+    pde: PDE,
+    obs: torch.Tensor,
+    mask: torch.Tensor,
+    config: LatentOptConfig,
+    rng: torch.Generator | None,
+    like: torch.Tensor,
+) -> torch.Tensor:
+    """Initial latents ``(N B, C, S, S)`` (instance-major): for each instance in turn, draw
+    ``K = config.candidates`` latents from ``rng`` and keep the ``B = config.ensemble`` with
+    the lowest initial ``J`` (in the order drawn). ``obs`` ``(N, C, S, S)`` float64 physical,
+    ``mask`` ``(N, C, S, S)``; one instance's ``K`` rows are in memory at a time."""
+    k, b = config.candidates, config.ensemble
+    kept = []
+    with _eval_mode(generator), torch.no_grad():
+        for i in range(obs.shape[0]):
+            eps = randn((k, *obs.shape[1:]), rng, like)
+            objective = []
+            for start in range(0, k, config.batch_size):
+                rows = eps[start : start + config.batch_size]
+                obs_i = obs[i : i + 1].expand_as(rows)
+                obs_norm = pde.normalisation.normalise(obs_i)
+                terms = _terms(generator, pde, rows, obs_i, obs_norm, mask[i : i + 1], config)
+                objective.append(terms.objective)
+            best = torch.cat(objective).argsort()[:b].sort().values
+            kept.append(eps[best])
+    return torch.cat(kept)
+
+
 def optimise_latents(
     generator: LatentGenerator,
     pde: PDE,
@@ -303,7 +342,8 @@ def optimise_latents(
     ``obs`` ``(N, C, S, S)`` holds the observed values in physical units (anything, even NaN,
     at unobserved nodes); ``mask`` is ``(N, C, S, S)`` or ``(C, S, S)`` (shared by every
     instance), ``True`` / 1 where observed. Initial latents ``(N B, C, S, S)`` are drawn from
-    ``rng``, so the result is deterministic given its seed. Raises :class:`PiddmError` for a
+    ``rng`` (the best of ``config.candidates`` draws per instance when that exceeds ``B``), so
+    the result is deterministic given its seed. Raises :class:`PiddmError` for a
     bad mask (wrong shape, empty, full) or NaN observations at observed nodes.
     """
     config = config or LatentOptConfig()
@@ -314,12 +354,19 @@ def optimise_latents(
     n, b = obs.shape[0], config.ensemble
     start = time.perf_counter()
 
-    dtype = _latent_dtype(generator)
-    eps0 = randn((n * b, *obs.shape[1:]), rng, torch.empty((), dtype=dtype, device=device))
+    like = torch.empty((), dtype=_latent_dtype(generator), device=device)
     obs_phys = torch.where(mask, obs, torch.zeros((), dtype=obs.dtype, device=device))
-    rows_obs = obs_phys.to(torch.float64).repeat_interleave(b, dim=0)
+    obs64 = obs_phys.to(torch.float64)
+    screened = 0
+    if config.candidates > b:
+        eps0 = _screened_latents(generator, pde, obs64, mask, config, rng, like)
+        screened = n * config.candidates
+    else:
+        eps0 = randn((n * b, *obs.shape[1:]), rng, like)
+    rows_obs = obs64.repeat_interleave(b, dim=0)
     rows_mask = mask.repeat_interleave(b, dim=0)
     eps, terms, history, counted = _run(generator, pde, eps0, rows_obs, rows_mask, config)
+    counted.forward_rows += screened
 
     # Ensemble statistics; observed nodes are overwritten by the observations themselves (a
     # mean of B identical float64 values cast back could differ from obs in the last bit).
