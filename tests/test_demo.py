@@ -17,6 +17,8 @@ TINY = (
     "2",
     "--ensemble",
     "2",
+    "--candidates",
+    "4",
     "--steps",
     "3",
 )
@@ -61,7 +63,13 @@ def test_demo_prints_its_tables_and_writes_readable_figures(tmp_path: Path) -> N
 def test_demo_refuses_bad_settings_with_one_line(tmp_path: Path) -> None:
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    for args in (("--out", str(a_file)), ("--obs-fraction", "0"), ("--samples", "1")):
+    bad = (
+        ("--out", str(a_file)),
+        ("--obs-fraction", "0"),
+        ("--samples", "1"),
+        ("--candidates", "2"),  # fewer than the 4 latents of the ensemble
+    )
+    for args in bad:
         proc = subprocess.run(
             piddm_command("demo", *args), capture_output=True, text=True, env=SUBPROCESS_ENV
         )

@@ -43,6 +43,7 @@ class DemoSettings:
     teacher_samples: int = 8
     instances: int = 4
     ensemble: int = 4
+    candidates: int = 256
     steps: int = 100
     obs_fraction: float = 0.03
     seed: int = DEMO_SEED
@@ -53,6 +54,10 @@ class DemoSettings:
         for name in ("samples", "teacher_samples", "instances", "ensemble", "steps"):
             if getattr(self, name) < 1:
                 raise PiddmError(f"--{name.replace('_', '-')} must be >= 1")
+        if self.candidates < 0 or 0 < self.candidates < self.ensemble:
+            raise PiddmError(
+                f"--candidates must be 0 or >= --ensemble ({self.ensemble}), got {self.candidates}"
+            )
         if self.samples < 2:
             raise PiddmError("--samples must be >= 2")
         if not 0.0 < self.obs_fraction <= 1.0:
@@ -150,7 +155,9 @@ def run_demo(settings: DemoSettings, out_dir: str | Path, device: torch.device) 
     ]
 
     generator = one_step_generator(student, s_meta)
-    config = LatentOptConfig(steps=settings.steps, ensemble=settings.ensemble)
+    config = LatentOptConfig(
+        steps=settings.steps, ensemble=settings.ensemble, candidates=settings.candidates
+    )
     truth = torch.from_numpy(truth_np).double().to(device)
     tasks = []
     for task in ("forward", "inverse"):

@@ -29,6 +29,13 @@ from piddm.commands.options import INT64, SEED, device_option, json_option
 )
 @click.option("--instances", type=INT64, default=4, show_default=True, help="Task instances.")
 @click.option("--ensemble", type=INT64, default=4, show_default=True, help="Latents per instance.")
+@click.option(
+    "--candidates",
+    type=INT64,
+    default=256,
+    show_default=True,
+    help="Prior latents screened per task instance (0: none).",
+)
 @click.option("--steps", type=INT64, default=100, show_default=True, help="Task optimiser steps.")
 @click.option("--obs-fraction", type=float, default=0.03, show_default=True)
 @click.option("--seed", type=SEED, default=None, help="Seed of the fresh instances [20261122].")
@@ -43,6 +50,7 @@ def command(
     teacher_samples: int,
     instances: int,
     ensemble: int,
+    candidates: int,
     steps: int,
     obs_fraction: float,
     seed: int | None,
@@ -70,6 +78,7 @@ def command(
         teacher_samples=teacher_samples,
         instances=instances,
         ensemble=ensemble,
+        candidates=candidates,
         steps=steps,
         obs_fraction=obs_fraction,
         seed=DEMO_SEED if seed is None else seed,
