@@ -279,6 +279,13 @@ def main() -> None:
         print("\n".join(generate_table(bench)))
         print(f"\n## {pde} 32^2: forward / inverse, 3 % random observations\n")
         print("\n".join(task_table(bench)))
+        rerun = load(f"{pde}-32-forward-l01.json")
+        if rerun:
+            print(
+                f"\n## {pde} 32^2: forward problem again, `lambda_infer` 0.1, no screening "
+                "(PIDDM-1 only, same instances, masks and latents)\n"
+            )
+            print("\n".join(task_table(rerun)))
         sweeps = load_sweeps(pde)
         if sweeps:
             print(

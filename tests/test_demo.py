@@ -67,7 +67,7 @@ def test_demo_refuses_bad_settings_with_one_line(tmp_path: Path) -> None:
         ("--out", str(a_file)),
         ("--obs-fraction", "0"),
         ("--samples", "1"),
-        ("--candidates", "2"),  # fewer than the 4 latents of the ensemble
+        ("--candidates", "-1"),
     )
     for args in bad:
         proc = subprocess.run(

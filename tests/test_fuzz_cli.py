@@ -442,6 +442,8 @@ def _solve_test(profile: settings) -> Callable:
         flags=options(
             obs_fraction=required(float_flag(st.floats(0.01, 1.0))),
             ensemble=optional(int_flag(st.integers(1, 3))),
+            # Always given: the default screens 256 draws, too slow for hundreds of examples.
+            candidates=required(int_flag(st.integers(0, 8))),
             steps=required(int_flag(st.integers(0, 3))),
             lr=optional(float_flag(st.floats(1e-4, 1.0))),
             lambda_infer=optional(float_flag(st.floats(0.0, 10.0))),
@@ -510,7 +512,8 @@ def _tiny(env: Env, **section: dict) -> str:
 def _solve(env: Env) -> list[str]:
     """A quick, valid ``piddm solve`` command line (one instance, two latents, two steps)."""
     argv = ["solve", "forward", "--model", str(env.student), "--data", str(env.data)]
-    return [*argv, "--obs-fraction", "0.5", "--n", "1", "--ensemble", "2", "--steps", "2"]
+    quick = ["--ensemble", "2", "--candidates", "4", "--steps", "2"]
+    return [*argv, "--obs-fraction", "0.5", "--n", "1", *quick]
 
 
 #: ``(argv builder, message)``: inputs that crashed (exit 1) or wrote NaN outputs before

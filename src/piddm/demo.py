@@ -54,10 +54,8 @@ class DemoSettings:
         for name in ("samples", "teacher_samples", "instances", "ensemble", "steps"):
             if getattr(self, name) < 1:
                 raise PiddmError(f"--{name.replace('_', '-')} must be >= 1")
-        if self.candidates < 0 or 0 < self.candidates < self.ensemble:
-            raise PiddmError(
-                f"--candidates must be 0 or >= --ensemble ({self.ensemble}), got {self.candidates}"
-            )
+        if self.candidates < 0:
+            raise PiddmError(f"--candidates must be >= 0, got {self.candidates}")
         if self.samples < 2:
             raise PiddmError("--samples must be >= 2")
         if not 0.0 < self.obs_fraction <= 1.0:

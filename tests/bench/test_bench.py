@@ -257,7 +257,7 @@ def assert_user_error(code: int, err: str, fragment: str) -> None:
         ({"baselines": {"foo": {}}}, "darcy", "config baselines: unknown name 'foo'"),
         ({"tasks": {"run": ["reconstruct"]}}, "darcy", "config tasks.run"),
         ({"tasks": {"n": 9}}, "darcy", "tasks.n: 9 instances but reference.n is 8"),
-        ({"tasks": {"n": 2, "ensemble": 4, "candidates": 2}}, "darcy", "tasks.candidates"),
+        ({"tasks": {"n": 2, "candidates": -1}}, "darcy", "tasks.candidates"),
     ],
 )
 def test_bad_inputs_are_one_line_errors(

@@ -163,6 +163,18 @@ def test_candidates_keep_the_lowest_initial_objectives_of_the_same_draws() -> No
     assert kept.nfe == 6 + 2  # every candidate screened once, then the kept ones evaluated
 
 
+def test_candidates_up_to_the_ensemble_size_screen_nothing() -> None:
+    pde = get_pde("darcy", S)
+    g = LinearGenerator(2)
+    truth = linear_truth(pde, g, n=2)
+    mask = make_mask(pde, "forward", 0.1, gen(0), n=2)
+    plain = optimise_latents(g, pde, truth, mask, LatentOptConfig(steps=2, ensemble=3), rng=gen(1))
+    for k in (2, 3):
+        config = LatentOptConfig(steps=2, ensemble=3, candidates=k)
+        same = optimise_latents(g, pde, truth, mask, config, rng=gen(1))
+        assert torch.equal(same.estimate, plain.estimate) and same.nfe == plain.nfe
+
+
 def test_candidates_lower_the_error_of_a_short_optimisation() -> None:
     pde = get_pde("darcy", S)
     g = LinearGenerator(2)
@@ -263,7 +275,6 @@ def test_generator_runs_in_eval_mode_and_its_mode_is_restored() -> None:
         {"optimizer": "sgd"},
         {"penalty": -0.1},
         {"batch_size": 0},
-        {"candidates": 2, "ensemble": 4},
         {"candidates": -1},
     ],
 )

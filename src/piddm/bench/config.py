@@ -224,11 +224,6 @@ def validate_bench_config(cfg: BenchConfig) -> None:
                 f"config tasks.n_per_method.{method}: expected 1 <= n <= tasks.n "
                 f"({cfg.tasks.n}), got {n}"
             )
-    if 0 < cfg.tasks.candidates < cfg.tasks.ensemble:
-        raise PiddmError(
-            f"config tasks.candidates: expected 0 or >= tasks.ensemble ({cfg.tasks.ensemble}), "
-            f"got {cfg.tasks.candidates}"
-        )
     if cfg.reference.n is not None and cfg.reference.n < cfg.tasks.n and cfg.tasks.run:
         raise PiddmError(
             f"config tasks.n: {cfg.tasks.n} instances but reference.n is {cfg.reference.n}"

@@ -34,7 +34,7 @@ from piddm.commands.options import INT64, SEED, device_option, json_option
     type=INT64,
     default=256,
     show_default=True,
-    help="Prior latents screened per task instance (0: none).",
+    help="Prior latents screened per task instance (none unless it exceeds --ensemble).",
 )
 @click.option("--steps", type=INT64, default=100, show_default=True, help="Task optimiser steps.")
 @click.option("--obs-fraction", type=float, default=0.03, show_default=True)

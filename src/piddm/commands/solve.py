@@ -54,11 +54,13 @@ FIGURES = 3  # instances drawn as figures
     default=256,
     show_default=True,
     help="Prior latents screened per instance; the --ensemble best fits start the "
-    "optimisation (0: no screening).",
+    "optimisation (no screening unless it exceeds --ensemble).",
 )
 @click.option("--steps", type=INT64, default=100, show_default=True, help="Optimiser steps.")
 @click.option("--lr", type=float, default=0.05, show_default=True, help="Adam learning rate.")
-@click.option("--lambda-infer", type=float, default=1.0, show_default=True, help="Residual weight.")
+# 0.1 rather than 1.0: the Poisson forward error 29 % -> 19 %, Darcy's 13.8 % -> 12.7 %, the
+# inverse problems unchanged (benchmarks/task_sweep.py, training instances).
+@click.option("--lambda-infer", type=float, default=0.1, show_default=True, help="Residual weight.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Masks and initial latents.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output .h5 file.")
 @click.option(

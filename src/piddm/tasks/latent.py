@@ -17,8 +17,10 @@ PDE's normalised mean squared residual of the physical ``x_mix`` (computed in fl
 
 Tasks (forward, inverse, reconstruction) optimise ``B = ensemble`` latents per instance and
 report the ensemble mean of ``x_mix`` as the estimate and its standard deviation as the
-uncertainty. Refinement (PIDDM-ref) is the same loop with an empty mask: only the residual
-and the regulariser remain.
+uncertainty. With ``candidates = K > B`` the ``B`` starting latents are the ones with the
+lowest initial ``J`` among ``K`` prior draws per instance (screened without gradients).
+Refinement (PIDDM-ref) is the same loop with an empty mask: only the residual and the
+regulariser remain.
 
 Bookkeeping: ``N`` instances x ``B`` latents are flattened instance-major to ``R = N B`` rows
 (row ``i B + b``), optimised in chunks of ``batch_size`` rows (each chunk has its own
@@ -86,9 +88,9 @@ class LatentOptConfig:
     * ``projection``: rescale every latent to norm ``sqrt(d)`` after each step.
     * ``penalty``: ``gamma`` of the penalty ``gamma ((|eps|^2 - d)/d)^2`` (0 disables it).
     * ``batch_size``: rows (latents) per chunk through ``G``; bounds memory.
-    * ``candidates``: prior draws ``K`` per instance (0: ``K = B``, no selection). With
-      ``K > B`` every draw's initial ``J`` is evaluated (``K`` forward evaluations, no
-      gradient) and the ``B`` lowest start the optimisation.
+    * ``candidates``: prior draws ``K`` per instance. With ``K > B`` every draw's initial
+      ``J`` is evaluated (``K`` forward evaluations, no gradient) and the ``B`` lowest start
+      the optimisation; with ``K <= B`` (the default 0) the ``B`` latents are not screened.
     """
 
     steps: int = 100
@@ -110,10 +112,6 @@ class LatentOptConfig:
         integer("ensemble", self.ensemble, 1)
         integer("batch_size", self.batch_size, 1)
         integer("candidates", self.candidates, 0)
-        if 0 < self.candidates < self.ensemble:
-            raise PiddmError(
-                f"candidates must be 0 or >= ensemble ({self.ensemble}), got {self.candidates}"
-            )
         if not math.isfinite(self.lr) or not 0 < self.lr <= FLOAT32_MAX:
             raise PiddmError(f"lr must be positive and at most 3.4e38, got {self.lr!r}")
         if not math.isfinite(self.lambda_infer) or self.lambda_infer < 0:
@@ -140,7 +138,8 @@ class LatentOptResult:
       ``Rn(x_mix)`` of each latent (float64).
     * ``history`` ``(steps,)``: mean ``J`` over all latents at each step, before the update.
     * ``nfe``: forward evaluations of ``G`` per instance (all ``B`` latents, every step, line
-      search and the final evaluation; ``B (steps + 1)`` with Adam).
+      search and the final evaluation; ``B (steps + 1)`` with Adam, plus the ``K`` screened
+      draws with ``candidates = K > B``).
     * ``nfe_backward``: backward passes through ``G`` per instance (``B steps`` with Adam).
     * ``seconds_per_instance``: wall time divided by ``N``.
     """
