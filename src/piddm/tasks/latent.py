@@ -314,12 +314,13 @@ def _screened_latents(
     with _eval_mode(generator), torch.no_grad():
         for i in range(obs.shape[0]):
             eps = randn((k, *obs.shape[1:]), rng, like)
+            # One instance's observations, broadcast over its K rows inside ``_terms``.
+            obs_i, mask_i = obs[i : i + 1], mask[i : i + 1]
+            obs_norm = pde.normalisation.normalise(obs_i)
             objective = []
             for start in range(0, k, config.batch_size):
                 rows = eps[start : start + config.batch_size]
-                obs_i = obs[i : i + 1].expand_as(rows)
-                obs_norm = pde.normalisation.normalise(obs_i)
-                terms = _terms(generator, pde, rows, obs_i, obs_norm, mask[i : i + 1], config)
+                terms = _terms(generator, pde, rows, obs_i, obs_norm, mask_i, config)
                 objective.append(terms.objective)
             best = torch.cat(objective).argsort()[:b].sort().values
             kept.append(eps[best])
