@@ -257,6 +257,13 @@ def task_table(bench: dict[str, Any]) -> list[str]:
     return out
 
 
+def section(title: str, table: list[str]) -> None:
+    """Print ``## title`` and its table, or nothing when the table is empty."""
+    if table:
+        print(f"\n## {title}\n")
+        print("\n".join(table))
+
+
 def main() -> None:
     pdes = ["darcy", "poisson"]
     print("## Data generation\n")
@@ -267,10 +274,7 @@ def main() -> None:
     print("\n".join(demo_table()))
     print("\n## Teachers (32^2, CPU)\n")
     print("\n".join(teacher_table(pdes)))
-    curves = curve_table()
-    if curves:
-        print("\n## Darcy students: learning curves (512 samples, seed-7 latents)\n")
-        print("\n".join(curves))
+    section("Darcy students: learning curves (512 samples, seed-7 latents)", curve_table())
     for pde in pdes:
         bench = load(f"{pde}-32.json")
         if not bench:
@@ -279,24 +283,22 @@ def main() -> None:
         print("\n".join(generate_table(bench)))
         print(f"\n## {pde} 32^2: forward / inverse, 3 % random observations\n")
         print("\n".join(task_table(bench)))
-        rerun = load(f"{pde}-32-forward-l01.json")
-        if rerun:
-            print(
-                f"\n## {pde} 32^2: forward problem again, `lambda_infer` 0.1, no screening "
-                "(PIDDM-1 only, same instances, masks and latents)\n"
+        if rerun := load(f"{pde}-32-forward-l01.json"):
+            section(
+                f"{pde} 32^2: forward problem again, `lambda_infer` 0.1, no screening "
+                "(PIDDM-1 only, same instances, masks and latents)",
+                task_table(rerun),
             )
-            print("\n".join(task_table(rerun)))
-        sweeps = load_sweeps(pde)
-        if sweeps:
-            print(
-                f"\n## {pde} 32^2: task settings on {sweeps[0]['n']} training instances "
-                "(3 % observations, `benchmarks/task_sweep.py`)\n"
+        if sweeps := load_sweeps(pde):
+            section(
+                f"{pde} 32^2: task settings on {sweeps[0]['n']} training instances "
+                "(3 % observations, `benchmarks/task_sweep.py`)",
+                sweep_table(sweeps),
             )
-            print("\n".join(sweep_table(sweeps)))
-        bayes = bayes_table(pde)
-        if bayes:
-            print(f"\n## {pde} 32^2: the Bayes floor of the tasks (exact Gaussian posterior)\n")
-            print("\n".join(bayes))
+        section(
+            f"{pde} 32^2: the Bayes floor of the tasks (exact Gaussian posterior)",
+            bayes_table(pde),
+        )
         extra = load(f"{pde}-32-forward-full.json")
         if extra:
             print(
