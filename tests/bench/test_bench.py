@@ -67,6 +67,7 @@ def bench_dict(root: Path, **sections: object) -> dict:
             "n_per_method": {"dflow": 1},
             "ensemble": ENSEMBLE,
             "candidates": CANDIDATES,
+            "inverse": {"candidates": 0},  # a per-task override: the inverse rows do not screen
             "steps": OPT_STEPS,
             "batch_size": 2,
         },
@@ -142,10 +143,11 @@ def test_nfe_is_measured_per_method(bench) -> None:
     assert rows["eci", "inverse", None]["nfe"] == STEPS
     assert rows["piddm-1", "generate", None]["nfe"] == 1
     assert rows["piddm-ref", "generate", None]["nfe"] == 2 * REFINE + 1
-    # Latent optimisation: the screened candidates, then every ensemble member's forward and
-    # backward passes.
-    latent = CANDIDATES + ENSEMBLE * (OPT_STEPS + 1) + ENSEMBLE * OPT_STEPS
-    assert rows["piddm-1", "forward", "lambda0"]["nfe"] == latent
+    # Latent optimisation: the screened candidates (forward only: the inverse task overrides
+    # them), then every ensemble member's forward and backward passes.
+    latent = ENSEMBLE * (OPT_STEPS + 1) + ENSEMBLE * OPT_STEPS
+    assert rows["piddm-1", "forward", "lambda0"]["nfe"] == CANDIDATES + latent
+    assert rows["pid", "forward", None]["nfe"] == CANDIDATES + latent
     assert rows["pid", "inverse", None]["nfe"] == latent
 
 
@@ -258,6 +260,8 @@ def assert_user_error(code: int, err: str, fragment: str) -> None:
         ({"tasks": {"run": ["reconstruct"]}}, "darcy", "config tasks.run"),
         ({"tasks": {"n": 9}}, "darcy", "tasks.n: 9 instances but reference.n is 8"),
         ({"tasks": {"n": 2, "candidates": -1}}, "darcy", "tasks.candidates"),
+        ({"tasks": {"n": 2, "forward": {"candidates": -1}}}, "darcy", "tasks.forward.candidates"),
+        ({"tasks": {"n": 2, "inverse": {"ensembl": 2}}}, "darcy", "did you mean 'ensemble'"),
     ],
 )
 def test_bad_inputs_are_one_line_errors(
@@ -293,3 +297,15 @@ def test_shipped_bench_configs_load(path: Path) -> None:
 
     cfg = load_bench_config(path)
     assert cfg.pde.name in ("darcy", "poisson") and cfg.methods
+
+
+def test_per_task_settings_override_only_their_task(tmp_path: Path) -> None:
+    raw = {
+        "pde": {"name": "darcy", "resolution": 16},
+        "reference": {"path": str(tmp_path / "ref.h5"), "n": 8},
+        "tasks": {"n": 2, "ensemble": 4, "candidates": 64, "forward": {"candidates": 0}},
+    }
+    tasks = bench_config_from_dict(raw).tasks
+    assert tasks.latent_settings("forward") == {**tasks.latent_settings("inverse"), "candidates": 0}
+    assert tasks.latent_settings("inverse")["candidates"] == 64
+    assert tasks.latent_settings("forward")["ensemble"] == 4

@@ -11,7 +11,8 @@ A bench config is a YAML mapping::
                 n_per_method: {diffusionpde: 64}, consistency: true}
     tasks:     {run: [forward, inverse], n: 100, n_per_method: {diffusionpde: 20},
                 ablation: true, obs_fraction: 0.03, seed: 0, batch_size: 16, ensemble: 4,
-                steps: 200, lr: 0.05, lambda_infer: 1.0, optimizer: adam, candidates: 0}
+                steps: 200, lr: 0.05, lambda_infer: 1.0, optimizer: adam, candidates: 0,
+                forward: {candidates: 0}}                          # per-task overrides
     baselines: {diffusionpde: {num_steps: 200}, dflow: {iterations: 10}}
     methods:   [teacher, pidm, diffusionpde, cocogen, eci, dflow, pid, piddm-1, piddm-ref]
     device:    auto
@@ -128,6 +129,26 @@ class GenerateConfig:
 
 
 @dataclass(frozen=True)
+class LatentOverrides:
+    """Settings of one task that replace :class:`TasksConfig`'s (``None`` keeps its value).
+
+    Example: ``tasks: {candidates: 256, forward: {candidates: 0}}`` screens the inverse
+    problem's starting latents but not the forward one's.
+    """
+
+    ensemble: int | None = setting(None, check=POSITIVE)
+    steps: int | None = setting(None, check=NON_NEGATIVE)
+    lr: float | None = setting(None, check=POSITIVE)
+    lambda_infer: float | None = setting(None, check=NON_NEGATIVE)
+    optimizer: Literal["adam", "lbfgs"] | None = None
+    candidates: int | None = setting(None, check=NON_NEGATIVE)
+
+
+#: The latent-optimisation settings of the tasks (fields of both classes below).
+LATENT_SETTINGS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(LatentOverrides))
+
+
+@dataclass(frozen=True)
 class TasksConfig:
     """Forward / inverse problems on the first ``n`` reference instances.
 
@@ -136,7 +157,8 @@ class TasksConfig:
     the first instances of the same set); ``ablation``: also run the lambda0 student on the
     tasks; ``batch_size`` instances go through a baseline at once; ``ensemble``, ``steps``,
     ``lr``, ``lambda_infer``, ``optimizer``, ``candidates``: the latent optimisation of the
-    one-step students (:class:`piddm.tasks.LatentOptConfig`).
+    one-step students (:class:`piddm.tasks.LatentOptConfig`); ``forward`` / ``inverse``:
+    :class:`LatentOverrides` of those settings for one task.
     """
 
     run: tuple[str, ...] = TASK_NAMES
@@ -153,6 +175,16 @@ class TasksConfig:
     optimizer: Literal["adam", "lbfgs"] = "adam"
     candidates: int = setting(0, check=NON_NEGATIVE)
     figure_instance: int = setting(0, check=NON_NEGATIVE)
+    forward: LatentOverrides | None = None
+    inverse: LatentOverrides | None = None
+
+    def latent_settings(self, task: str) -> dict[str, Any]:
+        """The ``LatentOptConfig`` keywords of ``task``: these settings, then its overrides."""
+        base = {name: getattr(self, name) for name in LATENT_SETTINGS}
+        overrides = getattr(self, task, None) if task in TASK_NAMES else None
+        if overrides is not None:
+            base.update({k: v for k, v in dataclasses.asdict(overrides).items() if v is not None})
+        return base
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ Fairness rules (SPEC sections 5-6), all in one process:
   per-method ``n`` solves the first ``n`` of them); each task's masks are drawn once from one
   seeded ``torch.Generator`` and shared by every method; baselines start
   instance ``i`` from ``latents([sample_seed(tasks.seed, i)])`` (one sample per instance), the
-  one-step students optimise ``tasks.ensemble`` latents per instance drawn from
+  one-step students optimise ``tasks.ensemble`` latents per instance (settings of
+  ``tasks.latent_settings(task)``: per-task overrides apply) drawn from
   ``Generator(tasks.seed)`` (the same for every student). Metrics:
   :func:`piddm.metrics.task_metrics`.
 * **Cost**: ``time.perf_counter`` around each method's sampling call only (inputs are built
@@ -302,6 +303,7 @@ def run_task(
     ctx: _Context,
     method: str,
     model: BenchModel,
+    task: str,
     truth: torch.Tensor,
     mask: torch.Tensor,
 ) -> Outcome:
@@ -311,14 +313,7 @@ def run_task(
         from piddm.distill import one_step_generator
         from piddm.tasks import LatentOptConfig, optimise_latents
 
-        config = LatentOptConfig(
-            steps=tasks.steps,
-            lr=tasks.lr,
-            lambda_infer=tasks.lambda_infer,
-            ensemble=tasks.ensemble,
-            optimizer=tasks.optimizer,
-            candidates=tasks.candidates,
-        )
+        config = LatentOptConfig(**tasks.latent_settings(task))
         generator = one_step_generator(model.model, model.metadata)
         rng = torch.Generator().manual_seed(tasks.seed)
         results: list[Any] = []
@@ -385,7 +380,7 @@ def task_row(
     from piddm.metrics import per_sample_residual, task_metrics
 
     ctx.log(f"bench: {task} {method}{f' ({variant})' if variant else ''}, n={len(truth)}")
-    outcome = run_task(ctx, method, model, truth, mask)
+    outcome = run_task(ctx, method, model, task, truth, mask)
     truth_np = truth.cpu().numpy()
     row = empty_row(method, task, variant)
     row.update(

@@ -54,7 +54,8 @@ FIGURES = 3  # instances drawn as figures
     default=256,
     show_default=True,
     help="Prior latents screened per instance; the --ensemble best fits start the "
-    "optimisation (no screening unless it exceeds --ensemble).",
+    "optimisation (no screening unless it exceeds --ensemble; 0 is better for the Poisson "
+    "forward problem).",
 )
 @click.option("--steps", type=INT64, default=100, show_default=True, help="Optimiser steps.")
 @click.option("--lr", type=float, default=0.05, show_default=True, help="Adam learning rate.")
