@@ -388,7 +388,9 @@ def _usage_table() -> str:
     rows = ["| example message | when |", "|---|---|"]
     for argv, when in USAGE_EXAMPLES:
         rows.append(f"| {_cell(_usage_line(argv))} | {when} |")
-    memory = "error: out of memory (...); use a smaller --n, --batch-size or resolution"
+    from piddm.cli import out_of_memory_message
+
+    memory = out_of_memory_message("...")
     rows.append(f"| {_cell(memory)} | the job does not fit in memory |")
     return "\n".join(rows)
 

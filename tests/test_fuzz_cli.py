@@ -540,6 +540,7 @@ REGRESSIONS: list[tuple[Callable[[Env], list[str]], str]] = [
     ),
     (lambda e: ["sample", "--model", str(e.teacher), "--n", "1", "--seed", str(2**70)], "seed"),
     (lambda e: ["sample", "--model", str(e.teacher), "--n", str(10**12)], "out of memory"),
+    (lambda e: [*_solve(e), "--candidates", str(10**12)], "out of memory (tried to allocate"),
     (lambda e: [*_solve(e), "--seed", "-5"], "a seed"),
     (lambda e: [*_solve(e), "--lr", "1.1e54"], "lr must be positive and at most 3.4e38"),
     # exit 0 with NaN estimates before: now refused, nothing written

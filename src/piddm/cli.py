@@ -1,14 +1,15 @@
 """The ``piddm`` command: one entry point, sub-commands registered from :mod:`piddm.commands`.
 
-One error path: user errors (:class:`PiddmError`, bad flags) print ``error: <message>`` on one
-line and exit 2; a training run stopped by SIGTERM / SIGINT (:class:`TrainingInterrupted`)
-prints one line and exits ``128 + signum``; internal errors exit 1 and show a traceback only
-under ``--debug``.
+One error path: user errors (:class:`PiddmError`, bad flags, an allocation the machine cannot
+serve) print ``error: <message>`` on one line and exit 2; a training run stopped by SIGTERM /
+SIGINT (:class:`TrainingInterrupted`) prints one line and exits ``128 + signum``; internal
+errors exit 1 and show a traceback only under ``--debug``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import traceback
 from typing import Any
@@ -53,6 +54,24 @@ def _register_commands() -> None:
         cli.add_command(command)
 
 
+def out_of_memory_message(detail: str) -> str:
+    """One line for an allocation the machine cannot serve (``detail``: the allocator's)."""
+    # torch's CPU allocator says "[enforce fail at ...] ... you tried to allocate N bytes. ..."
+    wanted = re.search(r"tried to allocate ([^.]+)", detail)
+    detail = wanted.group(0) if wanted else " ".join(detail.split())
+    return (
+        f"error: out of memory{f' ({detail})' if detail else ''}; use a smaller --n, "
+        "--batch-size, --ensemble, --candidates or resolution"
+    )
+
+
+def _is_torch_out_of_memory(exc: BaseException) -> bool:
+    """torch reports a failed allocation as a RuntimeError (CUDA: its OutOfMemoryError)."""
+    if type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI and map errors to exit codes."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -75,19 +94,19 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("error: interrupted", err=True)
         code = 130
     except MemoryError as exc:  # the job asked for more memory than the machine has
-        detail = f" ({' '.join(str(exc).split())})" if str(exc) else ""
-        click.echo(
-            f"error: out of memory{detail}; use a smaller --n, --batch-size or resolution",
-            err=True,
-        )
+        click.echo(out_of_memory_message(str(exc)), err=True)
         code = EXIT_USER_ERROR
-    except Exception as exc:  # an internal error: a bug, not the user's fault
-        if debug:
-            traceback.print_exc()
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        click.echo(
-            f"error: internal error: {type(exc).__name__}: {first} (rerun with --debug)",
-            err=True,
-        )
-        code = EXIT_INTERNAL_ERROR
+    except Exception as exc:  # an internal error (a bug, not the user's fault), unless torch's OOM
+        if _is_torch_out_of_memory(exc):
+            click.echo(out_of_memory_message(str(exc)), err=True)
+            code = EXIT_USER_ERROR
+        else:
+            if debug:
+                traceback.print_exc()
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            click.echo(
+                f"error: internal error: {type(exc).__name__}: {first} (rerun with --debug)",
+                err=True,
+            )
+            code = EXIT_INTERNAL_ERROR
     sys.exit(code if isinstance(code, int) else 0)
