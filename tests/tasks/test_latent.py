@@ -87,7 +87,7 @@ def test_adam_fits_observations_of_a_linear_generator(dtype: torch.dtype) -> Non
     g = LinearGenerator(2)
     truth = linear_truth(pde, g, n=2).to(dtype)
     mask = make_mask(pde, "reconstruct", 0.1, gen(0), n=2)
-    config = LatentOptConfig(steps=150, lr=0.05, lambda_infer=0.0, ensemble=3)
+    config = LatentOptConfig(steps=150, lr=0.05, lambda_infer=0.0, ensemble=3, candidates=0)
     result = optimise_latents(g, pde, truth, mask, config, rng=gen(1), return_samples=True)
 
     initial = float(result.history[0])
@@ -108,7 +108,9 @@ def test_lbfgs_fits_observations_of_a_linear_generator() -> None:
     g = LinearGenerator(2, seed=1)
     truth = linear_truth(pde, g, n=1)
     mask = make_mask(pde, "inverse", 0.1, gen(0))
-    config = LatentOptConfig(steps=25, lr=1.0, lambda_infer=0.0, ensemble=2, optimizer="lbfgs")
+    config = LatentOptConfig(
+        steps=25, lr=1.0, lambda_infer=0.0, ensemble=2, optimizer="lbfgs", candidates=0
+    )
     result = optimise_latents(g, pde, truth, mask, config, rng=gen(1))
     assert float(result.data_misfit.max()) < 1e-3 * float(result.history[0])
     check_observed_exactly(result, truth, mask)
@@ -120,7 +122,9 @@ def test_penalty_instead_of_projection_fits_and_keeps_latents_typical() -> None:
     g = LinearGenerator(2)
     truth = linear_truth(pde, g, n=1)
     mask = make_mask(pde, "forward", 0.2, gen(0))
-    config = LatentOptConfig(steps=150, lambda_infer=0.0, ensemble=2, projection=False, penalty=1.0)
+    config = LatentOptConfig(
+        steps=150, lambda_infer=0.0, ensemble=2, projection=False, penalty=1.0, candidates=0
+    )
     result = optimise_latents(g, pde, truth, mask, config, rng=gen(1))
     assert float(result.data_misfit.max()) < 1e-2 * float(result.history[0])
     norms = result.latents.flatten(2).norm(dim=2) / math.sqrt(2 * S * S)
@@ -132,7 +136,7 @@ def test_chunking_does_not_change_the_result() -> None:
     g = LinearGenerator(2)
     truth = linear_truth(pde, g, n=3)
     mask = make_mask(pde, "reconstruct", 0.05, gen(0), n=3)
-    base = LatentOptConfig(steps=20, lambda_infer=1e-2, ensemble=2)
+    base = LatentOptConfig(steps=20, lambda_infer=1e-2, ensemble=2, candidates=0)
     whole = optimise_latents(g, pde, truth, mask, base, rng=gen(4))
     chunked = optimise_latents(
         g, pde, truth, mask, LatentOptConfig(**{**base.__dict__, "batch_size": 4}), rng=gen(4)
@@ -147,7 +151,7 @@ def test_candidates_keep_the_lowest_initial_objectives_of_the_same_draws() -> No
     truth = linear_truth(pde, g, n=2)
     mask = make_mask(pde, "forward", 0.1, gen(0), n=2)
     # Each instance draws its 6 candidates in turn from the one stream: score them alike.
-    rng, unscreened = gen(1), LatentOptConfig(steps=0, lambda_infer=1e-2, ensemble=6)
+    rng, unscreened = gen(1), LatentOptConfig(steps=0, lambda_infer=1e-2, ensemble=6, candidates=0)
     every = torch.cat(
         [
             optimise_latents(
@@ -168,7 +172,9 @@ def test_candidates_up_to_the_ensemble_size_screen_nothing() -> None:
     g = LinearGenerator(2)
     truth = linear_truth(pde, g, n=2)
     mask = make_mask(pde, "forward", 0.1, gen(0), n=2)
-    plain = optimise_latents(g, pde, truth, mask, LatentOptConfig(steps=2, ensemble=3), rng=gen(1))
+    plain = optimise_latents(
+        g, pde, truth, mask, LatentOptConfig(steps=2, ensemble=3, candidates=0), rng=gen(1)
+    )
     for k in (2, 3):
         config = LatentOptConfig(steps=2, ensemble=3, candidates=k)
         same = optimise_latents(g, pde, truth, mask, config, rng=gen(1))
@@ -195,7 +201,7 @@ def test_tasks_with_a_tiny_student_honour_observations_and_are_deterministic() -
     pde = get_pde("darcy", S)
     g = one_step(tiny_student(2))
     truth = torch.stack([torch.from_numpy(pde.generate(s)) for s in range(2)]).float()
-    config = LatentOptConfig(steps=5, ensemble=3)
+    config = LatentOptConfig(steps=5, ensemble=3, candidates=0)
     mask, first = solve_task(g, pde, truth, "forward", 0.1, config, rng=gen(3))
     assert mask.shape == truth.shape and int(mask[:, 1].sum()) == 0
     check_observed_exactly(first, truth, mask)
@@ -217,7 +223,13 @@ def test_burgers_inverse_task_shapes_and_exact_sensors() -> None:
     g = one_step(tiny_student(1))
     truth = torch.from_numpy(pde.generate(0)).float().unsqueeze(0)
     mask, result = solve_task(
-        g, pde, truth, "inverse", 0.03, LatentOptConfig(steps=3, ensemble=2), rng=gen(0)
+        g,
+        pde,
+        truth,
+        "inverse",
+        0.03,
+        LatentOptConfig(steps=3, ensemble=2, candidates=0),
+        rng=gen(0),
     )
     assert result.estimate.shape == result.std.shape == (1, 1, S, S)
     check_observed_exactly(result, truth, mask)
@@ -287,7 +299,7 @@ def test_bad_masks_and_observations_raise() -> None:
     pde = get_pde("darcy", S)
     g = LinearGenerator(2)
     truth = linear_truth(pde, g, n=1)
-    config = LatentOptConfig(steps=1, ensemble=1)
+    config = LatentOptConfig(steps=1, ensemble=1, candidates=0)
     with pytest.raises(PiddmError, match="observes no node"):
         optimise_latents(g, pde, truth, torch.zeros_like(truth, dtype=torch.bool), config)
     with pytest.raises(PiddmError, match="must have shape"):
@@ -299,3 +311,13 @@ def test_bad_masks_and_observations_raise() -> None:
         optimise_latents(g, pde, bad, mask, config)
     with pytest.raises(PiddmError, match="obs-fraction"):
         solve_task(g, pde, truth, "forward", 2.0, config, rng=gen(0))
+
+
+def test_library_defaults_are_piddm_solves() -> None:
+    """An API user gets the settings ``piddm solve`` measured best, not older ones."""
+    from piddm.commands.solve import command
+
+    flags = {p.name: p.default for p in command.params}
+    defaults = LatentOptConfig()
+    for name in ("ensemble", "candidates", "steps", "lr", "lambda_infer"):
+        assert flags[name] == getattr(defaults, name), name

@@ -43,7 +43,7 @@ def test_task_figure_from_an_optimisation_result(tmp_path: Path) -> None:
     def generator(eps: torch.Tensor) -> torch.Tensor:
         return 0.5 * eps
 
-    config = LatentOptConfig(steps=2, ensemble=2)
+    config = LatentOptConfig(steps=2, ensemble=2, candidates=0)
     result = optimise_latents(generator, pde, truth, mask, config, rng=torch.Generator())
     out = plot_task_instance(
         pde, truth[0], result.estimate[0], result.std[0], mask[0], tmp_path / "r.png", "poisson"

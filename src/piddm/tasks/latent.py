@@ -90,18 +90,22 @@ class LatentOptConfig:
     * ``batch_size``: rows (latents) per chunk through ``G``; bounds memory.
     * ``candidates``: prior draws ``K`` per instance. With ``K > B`` every draw's initial
       ``J`` is evaluated (``K`` forward evaluations, no gradient) and the ``B`` lowest start
-      the optimisation; with ``K <= B`` (the default 0) the ``B`` latents are not screened.
+      the optimisation; with ``K <= B`` (e.g. 0) the ``B`` latents are not screened.
+
+    The defaults are ``piddm solve``'s, chosen on training instances of the 32^2 Darcy and
+    Poisson tasks (``benchmarks/RESULTS.md``, "task settings"); the Poisson forward problem
+    is better without screening (``candidates=0``).
     """
 
     steps: int = 100
     lr: float = 0.05
-    lambda_infer: float = 1e-2
-    ensemble: int = 4
+    lambda_infer: float = 0.1
+    ensemble: int = 8
     optimizer: str = "adam"
     projection: bool = True
     penalty: float = 0.0
     batch_size: int = 64
-    candidates: int = 0
+    candidates: int = 256
 
     def __post_init__(self) -> None:
         def integer(name: str, value: object, low: int) -> None:
@@ -433,9 +437,10 @@ def refine(
 
     ``eps`` ``(B, C, S, S)`` -> refined latents ``(B, C, S, S)``; the output field is
     ``G(refined)``. The same loop as :func:`optimise_latents` with an empty mask (no data
-    term); ``config.ensemble`` is ignored. Default: ``LatentOptConfig(steps=10)``.
+    term); ``config.ensemble`` and ``config.candidates`` are ignored. Default:
+    ``LatentOptConfig(steps=10, lambda_infer=1e-2)``.
     """
-    config = config or LatentOptConfig(steps=10)
+    config = config or LatentOptConfig(steps=10, lambda_infer=1e-2)
     pde.check_fields(eps)
     zeros = torch.zeros(eps.shape, dtype=torch.float64, device=eps.device)
     empty = torch.zeros(eps.shape, dtype=torch.bool, device=eps.device)
