@@ -65,9 +65,10 @@ def out_of_memory_message(detail: str) -> str:
     )
 
 
-def _is_torch_out_of_memory(exc: BaseException) -> bool:
-    """torch reports a failed allocation as a RuntimeError (CUDA: its OutOfMemoryError)."""
-    if type(exc).__name__ == "OutOfMemoryError":
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """Python's MemoryError, or torch's failed allocation: a RuntimeError on CPU, its
+    OutOfMemoryError on CUDA."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         return True
     return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
 
@@ -93,11 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     except (KeyboardInterrupt, click.Abort):
         click.echo("error: interrupted", err=True)
         code = 130
-    except MemoryError as exc:  # the job asked for more memory than the machine has
-        click.echo(out_of_memory_message(str(exc)), err=True)
-        code = EXIT_USER_ERROR
-    except Exception as exc:  # an internal error (a bug, not the user's fault), unless torch's OOM
-        if _is_torch_out_of_memory(exc):
+    except Exception as exc:  # an internal error (a bug, not the user's fault), unless OOM
+        if _is_out_of_memory(exc):  # the job asked for more memory than the machine has
             click.echo(out_of_memory_message(str(exc)), err=True)
             code = EXIT_USER_ERROR
         else:
