@@ -1,7 +1,8 @@
 """Estimate the Bayes floor of the Darcy forward problem from sparse coefficient observations.
 
 Usage: python benchmarks/darcy_forward_floor.py [--n 100] [--samples 100] [--fraction 0.03]
-(writes benchmarks/results/darcy-32-forward-floor.json)
+(writes benchmarks/results/darcy-32-forward-floor.json, at another fraction F
+darcy-32-forward-floor-F.json)
 
 Darcy's coefficient is ``a = 12`` where ``g >= 0`` else ``3``, with ``g = Phi diag(s) xi`` the
 Neumann GRF of white noise ``xi`` (:mod:`piddm.pdes.grf`). Observing ``a`` at nodes ``o``
@@ -140,9 +141,9 @@ def main() -> None:
         "seconds": seconds,
     }
     print(json.dumps(payload, indent=1))
-    Path("benchmarks/results/darcy-32-forward-floor.json").write_text(
-        json.dumps(payload, indent=1) + "\n"
-    )
+    suffix = "" if args.fraction == 0.03 else f"-{args.fraction:g}"
+    out = Path(f"benchmarks/results/darcy-32-forward-floor{suffix}.json")
+    out.write_text(json.dumps(payload, indent=1) + "\n")
 
 
 if __name__ == "__main__":

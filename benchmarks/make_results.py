@@ -138,6 +138,80 @@ def bayes_table(pde: str) -> list[str]:
     return out
 
 
+def task_floor(pde: str, task: str, fraction: float) -> float | None:
+    """The Bayes floor of a task's headline field at ``fraction`` observed, if computed:
+    Poisson's exact posterior (both tasks), Darcy's sampled forward floor."""
+    if pde == "darcy":
+        suffix = "" if fraction == 0.03 else f"-{fraction:g}"
+        floor = load(f"darcy-32-forward-floor{suffix}.json") if task == "forward" else None
+        return floor["rel_l2_solution_pooled"] if floor else None
+    bound = load(f"{pde}-32-bayes-bound.json") or {"rows": []}
+    field = "rel_l2_solution" if task == "forward" else "rel_l2_coefficient"
+    rows = [r for r in bound["rows"] if r["task"] == task and r["obs_fraction"] == fraction]
+    return rows[0][field] if rows else None
+
+
+def observation_table(pde: str) -> list[str]:
+    """PIDDM's task errors against the observed fraction: the bench's own 3 % rows, then
+    benchmarks/observation_count.py's (same instances, mask seeds and settings), then its
+    rows with every member re-solved (``--solver-members``)."""
+    study = load(f"{pde}-32-observation-count.json")
+    bench = load(f"{pde}-32.json")
+    if not study or not bench:
+        return []
+    fraction = bench["config"]["tasks"]["obs_fraction"]
+    rows = [
+        {**r, "obs_fraction": fraction, "observed_nodes": round(fraction * 1024), "bench": True}
+        for r in bench["rows"]
+        if r["method"] == "piddm-1" and r["variant"] is None and r["task"] != "generate"
+    ]
+    rows += [r for r in study["rows"] if r["obs_fraction"] != fraction]
+    solved = load(f"{pde}-32-observation-count-solver-members.json") or {"rows": []}
+    rows += [{**r, "task": f"{r['task']}, solver members"} for r in solved["rows"]]
+    out = [
+        "| task | observed | nodes | rel. L2 coefficient | rel. L2 solution | error rate "
+        "| headline (x Bayes floor) | s / instance |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: (r["task"], r["obs_fraction"])):
+        task = r["task"].split(",")[0]
+        if task == "forward":
+            headline = r["rel_l2_solution"]
+        else:
+            headline = r["error_rate"] if pde == "darcy" else r["rel_l2_coefficient"]
+        source = " (bench)" if r.get("bench") else ""
+        out.append(
+            f"| {r['task']} | {r['obs_fraction']:.0%}{source} | {r['observed_nodes']} "
+            f"| {fmt(r['rel_l2_coefficient'])} | {fmt(r['rel_l2_solution'])} "
+            f"| {fmt(r['error_rate'])} "
+            f"| {ratio(headline, task_floor(pde, task, r['obs_fraction']))} "
+            f"| {fmt(r['seconds_per_sample'])} |"
+        )
+    return out
+
+
+def map_table() -> list[str]:
+    """The Darcy inverse problem by PDE-constrained MAP (benchmarks/darcy_inverse_map.py):
+    settings chosen on training instances, then the held-out bench instances."""
+    out = [
+        "| instances | n | sigma | t0 -> t1 | Adam steps | lr | starts | combine "
+        "| error rate | rel. L2 coefficient | rel. L2 solution (solver) | s / instance |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, instances in (("sweep", "training"), ("", "held-out (bench)")):
+        study = load(f"darcy-32-inverse-map{'-' + name if name else ''}.json")
+        for r in study["rows"] if study else []:
+            c = r["setting"]
+            out.append(
+                f"| {instances} | {study['n']} | {c['sigma']:g} | {c['t0']:g} -> {c['t1']:g} "
+                f"| {c['steps']} | {c['lr']:g} | {c['starts']} of {c['candidates']} "
+                f"| {'vote' if c.get('vote') else 'lowest J'} | {fmt(r['error_rate'])} "
+                f"| {fmt(r['rel_l2_coefficient'])} | {fmt(r['rel_l2_solution'])} "
+                f"| {fmt(r['seconds_per_instance'])} |"
+            )
+    return out if len(out) > 2 else []
+
+
 #: Learning curves of Darcy students (benchmarks/student_curve.py): file stem -> row label.
 CURVES = {
     "darcy-32-piddm-lambda0-1024pairs-curve": "0; 1,024 pairs, constant 2e-4",
@@ -186,6 +260,7 @@ SWEEPS = (
     "inverse-sweep-spread",
     "forward-sweep-candidates",
     "inverse-sweep-candidates",
+    "inverse-sweep-steps",
 )
 
 
@@ -298,6 +373,17 @@ def main() -> None:
             f"{pde} 32^2: the Bayes floor of the tasks (exact Gaussian posterior)",
             bayes_table(pde),
         )
+        section(
+            f"{pde} 32^2: PIDDM's task errors against the observed fraction (100 held-out "
+            "instances, `benchmarks/observation_count.py`)",
+            observation_table(pde),
+        )
+        if pde == "darcy":
+            section(
+                "darcy 32^2: the inverse problem by PDE-constrained MAP (exact prior, the "
+                "solver and its adjoint; `benchmarks/darcy_inverse_map.py`)",
+                map_table(),
+            )
         extra = load(f"{pde}-32-forward-full.json")
         if extra:
             print(

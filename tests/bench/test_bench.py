@@ -303,9 +303,19 @@ def test_per_task_settings_override_only_their_task(tmp_path: Path) -> None:
     raw = {
         "pde": {"name": "darcy", "resolution": 16},
         "reference": {"path": str(tmp_path / "ref.h5"), "n": 8},
-        "tasks": {"n": 2, "ensemble": 4, "candidates": 64, "forward": {"candidates": 0}},
+        "tasks": {
+            "n": 2,
+            "ensemble": 4,
+            "candidates": 64,
+            "forward": {"candidates": 0, "solver_members": True},
+        },
     }
     tasks = bench_config_from_dict(raw).tasks
-    assert tasks.latent_settings("forward") == {**tasks.latent_settings("inverse"), "candidates": 0}
+    assert tasks.latent_settings("forward") == {
+        **tasks.latent_settings("inverse"),
+        "candidates": 0,
+        "solver_members": True,
+    }
     assert tasks.latent_settings("inverse")["candidates"] == 64
+    assert tasks.latent_settings("inverse")["solver_members"] is False
     assert tasks.latent_settings("forward")["ensemble"] == 4

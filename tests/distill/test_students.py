@@ -325,6 +325,30 @@ def test_solve_cli_honours_observations_and_writes_figures(
     ]
 
 
+def test_solve_cli_solver_members_give_exact_solutions(
+    teacher: Path, data_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With one member, --solver-members makes the forward estimate the solver's own field."""
+    cfg = student_cfg(data_file, tmp_path / "runs", lambda_train=0.1)
+    student = distill(
+        cfg.replace({"train.steps": 2}),
+        teacher,
+        run_dir=tmp_path / "s",
+        device="cpu",
+        progress=False,
+    ).checkpoint
+    flags = ["--obs-fraction", "0.1", "--n", "2", "--ensemble", "1", "--candidates", "0"]
+    flags += ["--steps", "2", "--json"]
+    residuals = {}
+    for extra in ([], ["--solver-members"]):
+        out = tmp_path / f"forward{len(extra)}.h5"
+        argv = solve_argv("forward", student, data_file, *flags, *extra, "--out", str(out))
+        code, stdout, err = run(argv, capsys)
+        assert code == 0, err
+        residuals[bool(extra)] = json.loads(stdout)["residual_mean"]
+    assert residuals[True] < 1e-10 < 1e-3 < residuals[False]
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -218,6 +219,34 @@ def test_tasks_with_a_tiny_student_honour_observations_and_are_deterministic() -
     assert torch.equal(from_hidden.estimate, from_truth.estimate)
 
 
+@pytest.mark.parametrize("pde_name", ["darcy", "poisson"])
+@pytest.mark.parametrize("task", ["forward", "inverse"])
+def test_solver_members_are_the_solvers_fields_and_keep_the_observations(
+    pde_name: str, task: str
+) -> None:
+    pde = get_pde(pde_name, S)
+    g = one_step(tiny_student(2))
+    truth = torch.stack([torch.from_numpy(pde.generate(s)) for s in range(2)])
+    config = LatentOptConfig(steps=2, ensemble=2, candidates=0, solver_members=True)
+    mask, result = solve_task(g, pde, truth, task, 0.1, config, rng=gen(1), return_samples=True)
+    assert torch.equal(result.estimate[mask], truth[mask])
+    assert bool((result.std[mask] == 0).all()) and bool(torch.isfinite(result.std).all())
+    assert result.samples is not None
+    members = result.samples.flatten(0, 1).numpy()
+    observed = mask.repeat_interleave(2, dim=0).numpy()
+    observed_truth = truth.repeat_interleave(2, dim=0).numpy()
+    for member, where, exact in zip(members, observed, observed_truth, strict=True):
+        assert np.array_equal(member[where], exact[where])
+        solved = pde.solve(pde.admissible_inputs(pde.inputs_of(member)))
+        free = ~where
+        assert np.abs(member[free] - solved[free]).max() <= 1e-12 * np.abs(solved).max()
+    if task == "forward":  # nothing of the solution is observed: exact discrete solutions
+        assert float(result.residual.max()) < 1e-12
+    plain = LatentOptConfig(steps=2, ensemble=2, candidates=0)
+    _, student_only = solve_task(g, pde, truth, task, 0.1, plain, rng=gen(1), mask=mask)
+    assert float(student_only.residual.min()) > 1e-3
+
+
 def test_burgers_inverse_task_shapes_and_exact_sensors() -> None:
     pde = get_pde("burgers", S)
     g = one_step(tiny_student(1))
@@ -288,6 +317,7 @@ def test_generator_runs_in_eval_mode_and_its_mode_is_restored() -> None:
         {"penalty": -0.1},
         {"batch_size": 0},
         {"candidates": -1},
+        {"solver_members": 1},
     ],
 )
 def test_bad_config_raises(kwargs: dict) -> None:
@@ -319,5 +349,5 @@ def test_library_defaults_are_piddm_solves() -> None:
 
     flags = {p.name: p.default for p in command.params}
     defaults = LatentOptConfig()
-    for name in ("ensemble", "candidates", "steps", "lr", "lambda_infer"):
+    for name in ("ensemble", "candidates", "steps", "lr", "lambda_infer", "solver_members"):
         assert flags[name] == getattr(defaults, name), name

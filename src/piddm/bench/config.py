@@ -12,7 +12,7 @@ A bench config is a YAML mapping::
     tasks:     {run: [forward, inverse], n: 100, n_per_method: {diffusionpde: 20},
                 ablation: true, obs_fraction: 0.03, seed: 0, batch_size: 16, ensemble: 4,
                 steps: 200, lr: 0.05, lambda_infer: 1.0, optimizer: adam, candidates: 0,
-                forward: {candidates: 0}}                          # per-task overrides
+                solver_members: false, forward: {candidates: 0}}   # per-task overrides
     baselines: {diffusionpde: {num_steps: 200}, dflow: {iterations: 10}}
     methods:   [teacher, pidm, diffusionpde, cocogen, eci, dflow, pid, piddm-1, piddm-ref]
     device:    auto
@@ -142,6 +142,7 @@ class LatentOverrides:
     lambda_infer: float | None = setting(None, check=NON_NEGATIVE)
     optimizer: Literal["adam", "lbfgs"] | None = None
     candidates: int | None = setting(None, check=NON_NEGATIVE)
+    solver_members: bool | None = None
 
 
 #: The latent-optimisation settings of the tasks (fields of both classes below).
@@ -156,9 +157,9 @@ class TasksConfig:
     shared by every method; ``n_per_method`` lowers ``n`` for expensive methods (they solve
     the first instances of the same set); ``ablation``: also run the lambda0 student on the
     tasks; ``batch_size`` instances go through a baseline at once; ``ensemble``, ``steps``,
-    ``lr``, ``lambda_infer``, ``optimizer``, ``candidates``: the latent optimisation of the
-    one-step students (:class:`piddm.tasks.LatentOptConfig`); ``forward`` / ``inverse``:
-    :class:`LatentOverrides` of those settings for one task.
+    ``lr``, ``lambda_infer``, ``optimizer``, ``candidates``, ``solver_members``: the latent
+    optimisation of the one-step students (:class:`piddm.tasks.LatentOptConfig`);
+    ``forward`` / ``inverse``: :class:`LatentOverrides` of those settings for one task.
     """
 
     run: tuple[str, ...] = TASK_NAMES
@@ -174,6 +175,7 @@ class TasksConfig:
     lambda_infer: float = setting(1.0, check=NON_NEGATIVE)
     optimizer: Literal["adam", "lbfgs"] = "adam"
     candidates: int = setting(0, check=NON_NEGATIVE)
+    solver_members: bool = False
     figure_instance: int = setting(0, check=NON_NEGATIVE)
     forward: LatentOverrides | None = None
     inverse: LatentOverrides | None = None

@@ -19,6 +19,10 @@ Tasks (forward, inverse, reconstruction) optimise ``B = ensemble`` latents per i
 report the ensemble mean of ``x_mix`` as the estimate and its standard deviation as the
 uncertainty. With ``candidates = K > B`` the ``B`` starting latents are the ones with the
 lowest initial ``J`` among ``K`` prior draws per instance (screened without gradients).
+With ``solver_members`` every optimised member is then replaced by the numerical solver's
+field for its own input, ``x_m <- M * x' + (1 - M) * solve(admissible(input of x_m))``: the
+members satisfy the discrete PDE to solver tolerance wherever the solution is not observed
+(a forward problem: everywhere), and the student's own solution error is gone.
 Refinement (PIDDM-ref) is the same loop with an empty mask: only the residual and the
 regulariser remain.
 
@@ -36,6 +40,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -91,6 +96,8 @@ class LatentOptConfig:
     * ``candidates``: prior draws ``K`` per instance. With ``K > B`` every draw's initial
       ``J`` is evaluated (``K`` forward evaluations, no gradient) and the ``B`` lowest start
       the optimisation; with ``K <= B`` (e.g. 0) the ``B`` latents are not screened.
+    * ``solver_members``: replace each optimised member by the PDE solver's field for its
+      own input (one solve per member, milliseconds at 32^2), the observations kept.
 
     The defaults are ``piddm solve``'s, chosen on training instances of the 32^2 Darcy and
     Poisson tasks (``benchmarks/RESULTS.md``, "task settings"); the Poisson forward problem
@@ -106,6 +113,7 @@ class LatentOptConfig:
     penalty: float = 0.0
     batch_size: int = 64
     candidates: int = 256
+    solver_members: bool = False
 
     def __post_init__(self) -> None:
         def integer(name: str, value: object, low: int) -> None:
@@ -116,6 +124,8 @@ class LatentOptConfig:
         integer("ensemble", self.ensemble, 1)
         integer("batch_size", self.batch_size, 1)
         integer("candidates", self.candidates, 0)
+        if not isinstance(self.solver_members, bool):
+            raise PiddmError(f"solver_members must be true or false, got {self.solver_members!r}")
         if not math.isfinite(self.lr) or not 0 < self.lr <= FLOAT32_MAX:
             raise PiddmError(f"lr must be positive and at most 3.4e38, got {self.lr!r}")
         if not math.isfinite(self.lambda_infer) or self.lambda_infer < 0:
@@ -139,7 +149,8 @@ class LatentOptResult:
     * ``latents`` ``(N, B, C, S, S)``: the optimised latents.
     * ``samples`` ``(N, B, C, S, S)`` or ``None``: every member's ``x_mix`` (physical units).
     * ``objective``, ``data_misfit``, ``residual`` ``(N, B)``: final ``J``, data term and
-      ``Rn(x_mix)`` of each latent (float64).
+      ``Rn(x_mix)`` of each latent (float64); with ``solver_members`` the residual is that of
+      the solved member, the other two the optimisation's.
     * ``history`` ``(steps,)``: mean ``J`` over all latents at each step, before the update.
     * ``nfe``: forward evaluations of ``G`` per instance (all ``B`` latents, every step, line
       search and the final evaluation; ``B (steps + 1)`` with Adam, plus the ``K`` screened
@@ -300,6 +311,14 @@ def _run(
     return torch.cat(eps_out), merged, history / eps0.shape[0], counted
 
 
+def _solved(pde: PDE, fields: torch.Tensor, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``M * obs + (1 - M) * solve(admissible(input of x))`` for every row of ``fields``
+    ``(R, C, S, S)`` (physical, float64); ``obs`` and ``mask`` have the same shape."""
+    rows = fields.detach().cpu().numpy()
+    solved = np.stack([pde.solve(pde.admissible_inputs(pde.inputs_of(x))) for x in rows])
+    return torch.where(mask, obs, torch.from_numpy(solved).to(fields))
+
+
 def _screened_latents(
     generator: LatentGenerator,
     pde: PDE,
@@ -371,6 +390,9 @@ def optimise_latents(
     rows_mask = mask.repeat_interleave(b, dim=0)
     eps, terms, history, counted = _run(generator, pde, eps0, rows_obs, rows_mask, config)
     counted.forward_rows += screened
+    if config.solver_members:
+        terms.x_mix = _solved(pde, terms.x_mix, rows_obs, rows_mask)
+        terms.residual = pde.normalised_residual(terms.x_mix)
 
     # Ensemble statistics; observed nodes are overwritten by the observations themselves (a
     # mean of B identical float64 values cast back could differ from obs in the last bit).
