@@ -63,14 +63,16 @@ FIGURES = 3  # instances drawn as figures
 # inverse problems unchanged (benchmarks/task_sweep.py, training instances).
 @click.option("--lambda-infer", type=float, default=0.1, show_default=True, help="Residual weight.")
 # Re-solving the members took Darcy's forward error from 12.5 % to 4.8 % at 30 % observed,
-# from 14.1 % to 13.1 % at 3 % (benchmarks/observation_count.py, held-out instances).
+# from 14.1 % to 13.1 % at 3 % (benchmarks/observation_count.py, held-out instances); on the
+# inverse problem it raised the error of u from 7.1 % to 10.2 % (task_sweep.py).
 @click.option(
     "--solver-members",
     is_flag=True,
     default=False,
     help="Replace every optimised member by the numerical solver's field for its own input "
     "(coefficient / initial condition), observations kept: the members satisfy the PDE "
-    "exactly where the solution is not observed.",
+    "exactly where the solution is not observed. For forward problems (it raises the "
+    "solution's error of inverse ones).",
 )
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Masks and initial latents.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output .h5 file.")
