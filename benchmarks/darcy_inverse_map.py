@@ -17,7 +17,7 @@ is minimised by Adam, with ``u(a)`` the package's own Darcy solver (the sparse m
 :func:`piddm.pdes.stencil.neg_div_a_grad_matrix`, factorised by SuperLU) and its adjoint
 gradient. The estimate is ``a_high`` where ``g >= 0``. ``starts`` optimisations per instance
 begin from the best initial fits among ``candidates`` prior draws; the lowest final ``J``
-wins (``vote=1``: the majority of the starts' fits). The masks are the bench's (mask seed
+wins (``vote=true``: the majority of the starts' fits). The masks are the bench's (mask seed
 ``sample_seed(0, 1)``: the inverse task), so on the held-out data these are the bench's
 instances; choose the settings on training data (the first form above).
 
@@ -30,11 +30,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from task_sweep import replace_fields  # benchmarks/, on the path when run as a script
 
 from piddm.data import read_dataset
 from piddm.data.generate import sample_seed
@@ -57,7 +58,7 @@ class MapSettings:
     lr: float = 0.05
     starts: int = 4
     candidates: int = 64
-    vote: int = 0  # 1: majority vote of the starts' fits instead of the lowest objective's
+    vote: bool = False  # majority vote of the starts' fits instead of the lowest objective's
 
 
 class DarcySolve(torch.autograd.Function):
@@ -154,18 +155,6 @@ def invert(
     return np.where(high_phase, high, low), min(value for _, value in fits)
 
 
-def parse_setting(text: str) -> MapSettings:
-    """``"sigma=0.001,steps=200"`` -> :class:`MapSettings` with those fields replaced."""
-    types = {f.name: f.type for f in fields(MapSettings)}
-    changes: dict[str, float | int] = {}
-    for item in text.split(","):
-        name, _, value = item.partition("=")
-        if name not in types:
-            raise SystemExit(f"--setting: unknown field {name!r}; known: {', '.join(types)}")
-        changes[name] = int(value) if str(types[name]) == "int" else float(value)
-    return replace(MapSettings(), **changes)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
@@ -174,6 +163,7 @@ def main() -> None:
     parser.add_argument("--setting", action="append", default=[])
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    settings_list = [replace_fields(MapSettings(), text) for text in args.setting]
     torch.set_num_threads(1)
     pde = get_pde("darcy", 32)
     gap = check_adjoint(pde, np.random.default_rng(0))
@@ -186,7 +176,7 @@ def main() -> None:
     basis = torch.from_numpy(grf2d_modes(size, pde.grf_alpha, pde.grf_tau).reshape(-1, size**2).T)
     std_g = float(torch.sqrt((basis**2).sum(dim=1)).mean())
     rows = []
-    for settings in [parse_setting(text) for text in args.setting] or [MapSettings()]:
+    for settings in settings_list or [MapSettings()]:
         start = time.perf_counter()
         estimates = []
         for i in range(len(truth)):

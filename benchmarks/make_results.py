@@ -142,9 +142,9 @@ def task_floor(pde: str, task: str, fraction: float) -> float | None:
     """The Bayes floor of a task's headline field at ``fraction`` observed, if computed:
     Poisson's exact posterior (both tasks), Darcy's sampled forward floor."""
     if pde == "darcy":
-        suffix = "" if fraction == 0.03 else f"-{fraction:g}"
-        floor = load(f"darcy-32-forward-floor{suffix}.json") if task == "forward" else None
-        return floor["rel_l2_solution_pooled"] if floor else None
+        floors = [load(path.name) for path in RESULTS.glob("darcy-32-forward-floor*.json")]
+        matches = [f for f in floors if task == "forward" and f["obs_fraction"] == fraction]
+        return matches[0]["rel_l2_solution_pooled"] if matches else None
     bound = load(f"{pde}-32-bayes-bound.json") or {"rows": []}
     field = "rel_l2_solution" if task == "forward" else "rel_l2_coefficient"
     rows = [r for r in bound["rows"] if r["task"] == task and r["obs_fraction"] == fraction]

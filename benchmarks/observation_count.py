@@ -81,16 +81,14 @@ def main() -> None:
         raw["tasks"]["run"] = args.tasks
     if args.solver_members:
         raw["tasks"]["solver_members"] = True
+    tasks = bench_config_from_dict(raw).tasks  # validated before the first run
     torch.set_num_threads(1)
     payload = {
         "pde": args.pde,
         "config": str(config_path),
         "model": raw["models"]["piddm"],
         "n": args.n,
-        "latent_settings": {
-            task: bench_config_from_dict(raw).tasks.latent_settings(task)
-            for task in ("forward", "inverse")
-        },
+        "latent_settings": {task: tasks.latent_settings(task) for task in tasks.run},
         "rows": [],
     }
     start = time.perf_counter()

@@ -25,6 +25,7 @@ import json
 import time
 from dataclasses import asdict, fields, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -36,23 +37,30 @@ from piddm.pdes import PDE
 from piddm.sampling import pde_of
 from piddm.tasks import LatentOptConfig, make_mask, one_step, solve_task
 
+Settings = TypeVar("Settings")
+
 BENCH_SETTINGS = LatentOptConfig(ensemble=4, steps=50, lr=0.05, lambda_infer=1.0, batch_size=80)
 
 
-def parse_setting(text: str) -> LatentOptConfig:
-    """``"ensemble=8,steps=100"`` -> the bench's settings with those fields replaced."""
-    types = {f.name: f.type for f in fields(LatentOptConfig)}
+def replace_fields(defaults: Settings, text: str) -> Settings:
+    """``"ensemble=8,steps=100"`` -> the dataclass ``defaults`` with those fields replaced,
+    each value converted by its field's annotation (bool, int, str, else float)."""
+    types = {f.name: str(f.type) for f in fields(defaults)}
     changes: dict[str, object] = {}
     for item in text.split(","):
         name, _, value = item.partition("=")
         if name not in types:
             raise SystemExit(f"--setting: unknown field {name!r}; known: {', '.join(types)}")
-        kind = str(types[name])
-        if kind == "bool":
+        if types[name] == "bool":
             changes[name] = value.lower() in ("1", "true", "yes")
         else:
-            changes[name] = {"int": int, "str": str}.get(kind, float)(value)
-    return replace(BENCH_SETTINGS, **changes)
+            changes[name] = {"int": int, "str": str}.get(types[name], float)(value)
+    return replace(defaults, **changes)
+
+
+def parse_setting(text: str) -> LatentOptConfig:
+    """``"ensemble=8,steps=100"`` -> the bench's settings with those fields replaced."""
+    return replace_fields(BENCH_SETTINGS, text)
 
 
 def member_errors(pde: PDE, samples: np.ndarray, truth: np.ndarray) -> dict[str, float]:

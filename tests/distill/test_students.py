@@ -59,6 +59,17 @@ def data_file(tmp_path: Path) -> Path:
     return make_dataset(tmp_path / "data.h5", n=16)
 
 
+@pytest.fixture(scope="module")
+def student(teacher: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PIDDM student distilled from ``teacher`` for 4 steps (lambda_train 0.1), shared by
+    the ``piddm solve`` tests."""
+    root = tmp_path_factory.mktemp("student")
+    cfg = student_cfg(make_dataset(root / "d.h5", n=16), root / "runs", lambda_train=0.1)
+    return distill(
+        cfg.replace({"train.steps": 4}), teacher, run_dir=root / "s", device="cpu", progress=False
+    ).checkpoint
+
+
 def fixed_residual(checkpoint: Path, n: int = 16) -> float:
     model, meta = load_model(checkpoint)
     pde = get_pde("darcy", 16)
@@ -268,16 +279,8 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 
 
 def test_solve_cli_honours_observations_and_writes_figures(
-    teacher: Path, data_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    student: Path, data_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cfg = student_cfg(data_file, tmp_path / "runs", lambda_train=0.1)
-    student = distill(
-        cfg.replace({"train.steps": 4}),
-        teacher,
-        run_dir=tmp_path / "s",
-        device="cpu",
-        progress=False,
-    ).checkpoint
     out = tmp_path / "solve.h5"
     code, stdout, err = run(
         solve_argv(
@@ -326,17 +329,9 @@ def test_solve_cli_honours_observations_and_writes_figures(
 
 
 def test_solve_cli_solver_members_give_exact_solutions(
-    teacher: Path, data_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    student: Path, data_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """With one member, --solver-members makes the forward estimate the solver's own field."""
-    cfg = student_cfg(data_file, tmp_path / "runs", lambda_train=0.1)
-    student = distill(
-        cfg.replace({"train.steps": 2}),
-        teacher,
-        run_dir=tmp_path / "s",
-        device="cpu",
-        progress=False,
-    ).checkpoint
     flags = ["--obs-fraction", "0.1", "--n", "2", "--ensemble", "1", "--candidates", "0"]
     flags += ["--steps", "2", "--json"]
     residuals = {}

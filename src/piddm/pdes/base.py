@@ -135,6 +135,11 @@ class PDE(ABC):
         """Map a generated input to one the solver accepts (identity unless overridden)."""
         return inputs
 
+    def solve_own_input(self, field: np.ndarray) -> np.ndarray:
+        """The solver's field ``(C, S, S)`` for ``field``'s own input, made admissible:
+        ``solve(admissible_inputs(inputs_of(field)))``."""
+        return self.solve(self.admissible_inputs(self.inputs_of(field)))
+
     def solution_of(self, field: np.ndarray) -> np.ndarray:
         """The part of a field ``(C, S, S)`` that the solver determines, as ``(S, S)``."""
         return np.asarray(field[self.solution_channel], dtype=np.float64)

@@ -312,10 +312,10 @@ def _run(
 
 
 def _solved(pde: PDE, fields: torch.Tensor, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``M * obs + (1 - M) * solve(admissible(input of x))`` for every row of ``fields``
+    """``M * obs + (1 - M) * pde.solve_own_input(x)`` for every row ``x`` of ``fields``
     ``(R, C, S, S)`` (physical, float64); ``obs`` and ``mask`` have the same shape."""
     rows = fields.detach().cpu().numpy()
-    solved = np.stack([pde.solve(pde.admissible_inputs(pde.inputs_of(x))) for x in rows])
+    solved = np.stack([pde.solve_own_input(x) for x in rows])
     return torch.where(mask, obs, torch.from_numpy(solved).to(fields))
 
 
