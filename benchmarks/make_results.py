@@ -261,6 +261,7 @@ SWEEPS = (
     "forward-sweep-candidates",
     "inverse-sweep-candidates",
     "inverse-sweep-steps",
+    "inverse-sweep-lbfgs",
 )
 
 
@@ -269,13 +270,21 @@ def load_sweeps(pde: str) -> list[dict[str, Any]]:
     return [sweep for stem in SWEEPS if (sweep := load(f"{pde}-32-{stem}.json"))]
 
 
+def steps_label(setting: dict[str, Any]) -> str:
+    """``"50 Adam"``; a regulariser other than the sphere projection is named too."""
+    name = {"adam": "Adam", "lbfgs": "L-BFGS"}[setting["optimizer"]]
+    if setting.get("projection", True):
+        return f"{setting['steps']} {name}"
+    return f"{setting['steps']} {name}, norm penalty {setting['penalty']:g}"
+
+
 def sweep_table(sweeps: list[dict[str, Any]]) -> list[str]:
     """Latent-optimisation settings of the tasks, scored on the teacher's training data.
 
     The members' error (mean relative L2 of the ensemble members one by one) exists only in
     sweeps run since task_sweep.py reports it."""
     out = [
-        "| task | student | screened | latents | Adam steps | lr | `lambda_infer` "
+        "| task | student | screened | latents | steps | lr | `lambda_infer` "
         "| rel. L2 coefficient | rel. L2 solution | error rate | members' rel. L2 solution "
         "| s / instance |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -286,7 +295,8 @@ def sweep_table(sweeps: list[dict[str, Any]]) -> list[str]:
             screened = c.get("candidates", 0) or "-"  # sweeps before screening lack the key
             out.append(
                 f"| {sweep['task']} | `{Path(sweep['model']).name}` | {screened} | {c['ensemble']} "
-                f"| {c['steps']} | {c['lr']:g} | {c['lambda_infer']:g} "
+                f"| {steps_label(c)} | {c['lr']:g} "
+                f"| {c['lambda_infer']:g} "
                 f"| {fmt(r['rel_l2_coefficient'])} | {fmt(r['rel_l2_solution'])} "
                 f"| {fmt(r['error_rate'])} | {fmt(r.get('member_rel_l2_solution'))} "
                 f"| {r['seconds_per_instance']:.2f} |"

@@ -16,9 +16,12 @@ import torch
 from torch import nn
 
 from helpers import tiny_unet
+from piddm.data.generate import sample_seed
 from piddm.diffusion import EDMPrecond
 from piddm.errors import PiddmError
+from piddm.models import load_pretrained
 from piddm.pdes import PDE, get_pde
+from piddm.sampling import pde_of
 from piddm.tasks import (
     LatentOptConfig,
     make_mask,
@@ -116,6 +119,39 @@ def test_lbfgs_fits_observations_of_a_linear_generator() -> None:
     assert float(result.data_misfit.max()) < 1e-3 * float(result.history[0])
     check_observed_exactly(result, truth, mask)
     assert result.nfe >= 2 * 26  # line searches may evaluate more than once per step
+
+
+def test_lbfgs_keeps_descending_after_a_failed_line_search_of_a_real_student() -> None:
+    """torch's L-BFGS retries a failed line search (step length 0) forever: on this Darcy
+    inverse problem the shipped student's J froze within 10 steps; a fresh start moves on."""
+    student, metadata = load_pretrained("darcy-32-piddm")
+    pde = pde_of(metadata)
+    truth = torch.from_numpy(pde.generate(sample_seed(4242, 0))[None])
+    mask = make_mask(pde, "inverse", 0.03, gen(0))
+    config = LatentOptConfig(
+        steps=30, ensemble=4, candidates=0, optimizer="lbfgs", projection=False, penalty=1.0, lr=1.0
+    )
+    result = optimise_latents(one_step(student), pde, truth, mask, config, rng=gen(3))
+    assert float(result.history[-1]) < 0.8 * float(result.history[10]), result.history
+
+
+class ConstantGenerator(nn.Module):
+    """``G(eps) = 0 * eps + 1``: every latent is already optimal (zero gradient)."""
+
+    def forward(self, eps: torch.Tensor) -> torch.Tensor:
+        return 0 * eps + 1
+
+
+def test_lbfgs_stops_when_even_a_fresh_start_cannot_move() -> None:
+    pde = get_pde("poisson", S)
+    truth = torch.ones(1, pde.num_channels, S, S, dtype=torch.float64)
+    mask = make_mask(pde, "inverse", 0.1, gen(0))
+    config = LatentOptConfig(
+        steps=20, ensemble=2, candidates=0, optimizer="lbfgs", lambda_infer=0.0, projection=False
+    )
+    result = optimise_latents(ConstantGenerator(), pde, truth, mask, config, rng=gen(1))
+    assert result.nfe == 2 * (2 + 1)  # a stalled step, a stalled fresh start, the final pass
+    assert bool((result.history == result.history[0]).all())
 
 
 def test_penalty_instead_of_projection_fits_and_keeps_latents_typical() -> None:

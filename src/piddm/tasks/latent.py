@@ -90,6 +90,8 @@ class LatentOptConfig:
     * ``optimizer``: ``"adam"`` or ``"lbfgs"`` (history 10, one line-searched step per step;
       it treats a chunk's summed, separable objective as one problem, and the projection
       slightly perturbs its curvature pairs: ``projection=False, penalty>0`` avoids that).
+      A step whose line search cannot lower ``J`` restarts L-BFGS from steepest descent; if
+      the restart cannot move either, that chunk stops early.
     * ``projection``: rescale every latent to norm ``sqrt(d)`` after each step.
     * ``penalty``: ``gamma`` of the penalty ``gamma ((|eps|^2 - d)/d)^2`` (0 disables it).
     * ``batch_size``: rows (latents) per chunk through ``G``; bounds memory.
@@ -151,7 +153,8 @@ class LatentOptResult:
     * ``objective``, ``data_misfit``, ``residual`` ``(N, B)``: final ``J``, data term and
       ``Rn(x_mix)`` of each latent (float64); with ``solver_members`` the residual is that of
       the solved member, the other two the optimisation's.
-    * ``history`` ``(steps,)``: mean ``J`` over all latents at each step, before the update.
+    * ``history`` ``(steps,)``: mean ``J`` over all latents at each step, before the update
+      (after an early L-BFGS stop, the chunk's last value for the steps it did not take).
     * ``nfe``: forward evaluations of ``G`` per instance (all ``B`` latents, every step, line
       search and the final evaluation; ``B (steps + 1)`` with Adam, plus the ``K`` screened
       draws with ``candidates = K > B``).
@@ -261,12 +264,16 @@ def _optimise_chunk(
     """
     obs_norm = pde.normalisation.normalise(obs_phys)
     eps = eps0.detach().clone().requires_grad_(True)
-    if config.optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam([eps], lr=config.lr)
-    else:
-        opt = torch.optim.LBFGS(
+    lbfgs = config.optimizer == "lbfgs"
+
+    def new_optimiser() -> torch.optim.Optimizer:
+        if not lbfgs:
+            return torch.optim.Adam([eps], lr=config.lr)
+        return torch.optim.LBFGS(
             [eps], lr=config.lr, max_iter=1, history_size=10, line_search_fn="strong_wolfe"
         )
+
+    opt = new_optimiser()
 
     def closure() -> torch.Tensor:
         total = _terms(generator, pde, eps, obs_phys, obs_norm, mask, config).objective.sum()
@@ -276,8 +283,20 @@ def _optimise_chunk(
         return total.detach()
 
     history = torch.zeros(config.steps, dtype=torch.float64)
+    restarted = False
     for step in range(config.steps):
+        before = eps.detach().clone() if lbfgs else None
         history[step] = opt.step(closure)  # the objective before this step's update
+        if before is not None and torch.equal(before, eps):
+            # The line search found no decrease (step length 0). torch's L-BFGS would retry
+            # the same direction forever, so start afresh from steepest descent; a fresh
+            # start that cannot move either means J is stationary to float precision.
+            if restarted:
+                history[step:] = history[step]
+                break
+            opt, restarted = new_optimiser(), True
+            continue
+        restarted = False
         if config.projection:
             with torch.no_grad():
                 _project(eps)
