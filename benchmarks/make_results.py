@@ -273,7 +273,7 @@ def load_sweeps(pde: str) -> list[dict[str, Any]]:
 def steps_label(setting: dict[str, Any]) -> str:
     """``"50 Adam"``; a regulariser other than the sphere projection is named too."""
     name = {"adam": "Adam", "lbfgs": "L-BFGS"}[setting["optimizer"]]
-    if setting.get("projection", True):
+    if setting["projection"]:
         return f"{setting['steps']} {name}"
     return f"{setting['steps']} {name}, norm penalty {setting['penalty']:g}"
 
