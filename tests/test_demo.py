@@ -40,6 +40,15 @@ def test_demo_prints_its_tables_and_writes_readable_figures(tmp_path: Path) -> N
     assert solver["residual_mean"] < 1e-8  # fresh solver data satisfies the discrete PDE
     assert student["nfe"] == 1 and teacher["nfe"] == 35
     assert student["residual_mean"] < teacher["residual_mean"] / 10
+    # Scale-free measures: round-off for the solver's own fields, between 0 and ~1 for models.
+    assert solver["solver_consistency_median"] < 1e-10
+    assert solver["relative_residual_median"] < 1e-10
+    for row in (teacher, student):
+        assert 1e-4 < row["solver_consistency_median"] < 1.0, row["method"]
+        assert 1e-3 < row["relative_residual_median"] < 10.0, row["method"]
+        low, high = row["relative_residual_median_ci"]
+        assert low <= row["relative_residual_median"] <= high
+    assert student["relative_residual_median"] < teacher["relative_residual_median"]
     assert [t["task"] for t in report["tasks"]] == ["forward", "inverse"]
     for task in report["tasks"]:
         assert 0 <= task["rel_l2_solution"] < 1.0 and 0 <= task["error_rate"] <= 1
@@ -58,6 +67,22 @@ def test_demo_prints_its_tables_and_writes_readable_figures(tmp_path: Path) -> N
     )
     assert text.returncode == 0, text.stderr
     assert "PIDDM student" in text.stdout and "figures:" in text.stdout
+    header = next(line for line in text.stdout.splitlines() if line.lstrip().startswith("method"))
+    assert header.split() == [
+        "method",
+        "NFE",
+        "ms/sample",
+        "consistency",
+        "rel.",
+        "res.",
+        "residual",
+        "vs",
+        "teacher",
+    ]
+    student_line = next(line for line in text.stdout.splitlines() if "PIDDM student" in line)
+    cells = student_line.split()[-4:]  # consistency, rel. res., residual, vs teacher
+    assert float(cells[0]) == float(f"{student['solver_consistency_median']:.3g}")
+    assert float(cells[1]) == float(f"{student['relative_residual_median']:.3g}")
 
 
 def test_demo_refuses_bad_settings_with_one_line(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -52,3 +53,28 @@ def test_export_writes_float16_weights_and_a_card_measured_on_them(tmp_path: Pat
     assert again == card and isinstance(again, ModelCard)
     page = render_cards([again])
     assert "| `darcy-16-tiny` | teacher |" in page and "## `darcy-16-tiny`" in page
+    ev = card.eval
+    for key in ("solver_consistency", "relative_residual_mean"):  # the 8 samples' means
+        low, high = ev[f"{key}_ci"]
+        assert low < ev[key] < high
+    for key in ("solver_consistency_median", "relative_residual_median"):
+        low, high = ev[f"{key}_ci"]
+        assert low <= ev[key] <= high and ev[key] > 0
+    assert "| consistency median / mean | rel. residual median / mean |" in page
+    row = next(line for line in page.splitlines() if line.startswith("| `darcy-16-tiny`"))
+    cells = row.split(" | ")
+    assert cells[6] == f"{ev['solver_consistency_median']:.3g} / {ev['solver_consistency']:.3g}"
+    assert cells[7] == (
+        f"{ev['relative_residual_median']:.3g} / {ev['relative_residual_mean']:.3g}"
+    )
+    low, high = ev["solver_consistency_median_ci"]
+    assert f"solver consistency median {ev['solver_consistency_median']:.3g} [{low:.3g}" in page
+    # A card measured before the scale-free measures existed still renders.
+    old_eval = {
+        k: v for k, v in ev.items() if "relative" not in k and not k.endswith(("_ci", "_median"))
+    }
+    old_eval["residual_median"] = ev["residual_median"]
+    old_page = render_cards([ModelCard(**{**asdict(card), "eval": old_eval})])
+    old_row = next(line for line in old_page.splitlines() if line.startswith("| `darcy-16-tiny`"))
+    assert old_row.split(" | ")[6:8] == [f"- / {ev['solver_consistency']:.3g}", "-"]
+    assert f"solver consistency mean {ev['solver_consistency']:.3g}; residual" in old_page

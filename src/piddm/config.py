@@ -195,8 +195,9 @@ class TrainConfig:
     runs_root: str = "runs"
     #: Samples drawn with the EMA model at the end (``samples/``, ``figures/``); 0 disables.
     num_samples: int = setting(8, check=NON_NEGATIVE)
-    #: A checkpoint (file, run directory or pretrained name) whose weights initialise a
-    #: teacher run, e.g. the PIDM baseline fine-tuned from a trained teacher; null: random.
+    #: A checkpoint (file, run directory or pretrained name) whose weights initialise the
+    #: run: a teacher (e.g. the PIDM baseline fine-tuned from a trained teacher; null: random
+    #: weights) or a student of the same kind (a fine-tune; null: the teacher's weights).
     init_from: str | None = None
 
 
@@ -213,6 +214,10 @@ class DistillConfig:
     ``all`` (SPEC section 3.3) or ``solution``, where the other channels (coefficient,
     source) enter ``Rn`` detached, so the physics term corrects the solution to fit them and
     cannot reshape them; they follow the teacher's pairs alone. The loss value is the same.
+    ``residual_norm``: the physics term ``Rn``: ``plain``, the paper's normalised mean squared
+    residual, or ``preconditioned``, the mean squared ``P^-1 R`` (``P`` the PDE's own
+    discrete operator, so its minimum is the solver's solution; docs/concepts.md, "Physics
+    measures"), in the normalised units of the solution channel.
     ``std_weight`` (PIDDM only): weight of the spread term, the squared difference between
     the student's and the teacher pairs' standard deviation over the batch at each node
     (0: off; needs a batch of at least 2).
@@ -229,6 +234,7 @@ class DistillConfig:
     #: ablation); null: ``pairs/`` in the run directory.
     pairs_cache: str | None = None
     residual_grad: Literal["all", "solution"] = "all"
+    residual_norm: Literal["plain", "preconditioned"] = "plain"
     std_weight: float = setting(0.0, check=NON_NEGATIVE)
 
 

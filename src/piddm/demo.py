@@ -5,9 +5,11 @@ With the shipped ``<pde>-32-teacher`` and ``<pde>-32-piddm`` models, :func:`run_
 1. solves ``instances`` fresh PDE instances with the numerical solver (seeds never used in
    training or in the model cards' test sets);
 2. draws ``samples`` one-step student samples and ``teacher_samples`` Heun-18 teacher samples
-   from the same latents, and compares their normalised residual ``Rn`` and time per sample;
+   from the same latents, and compares their solver consistency (median), relative residual
+   (median) and raw mean squared residual (mean) (docs/concepts.md, "Physics measures") and
+   time per sample;
 3. solves the forward and the inverse problem on the fresh instances from ``obs_fraction``
-   random observations (latent optimisation, SPEC section 3.6) and reports relative L2 (and
+   random observations (latent optimisation, docs/concepts.md) and reports relative L2 (and
    Darcy's coefficient error rate) against the solver's truth;
 4. writes figures (samples with their residual maps; truth / estimate / error / std of one
    forward and one inverse instance) to ``out``.
@@ -25,7 +27,7 @@ import torch
 
 from piddm.data.generate import sample_seed
 from piddm.errors import PiddmError
-from piddm.metrics import per_sample_residual, task_metrics
+from piddm.metrics import physics_summary, task_metrics
 from piddm.models import load_any
 from piddm.plotting import plot_dataset_samples
 from piddm.sampling import TEACHER_KINDS, pde_of, sample_checkpoint
@@ -85,14 +87,12 @@ def _generation_row(
     ``(n, C, S, S)`` in physical units."""
     pde = pde_of(metadata)
     run = sample_checkpoint(model, metadata, n, seed)
-    residual = per_sample_residual(pde, run.fields)
     row = {
         "method": name,
         "n": n,
         "nfe": run.nfe,
         "seconds_per_sample": run.seconds_per_sample,
-        "residual_mean": float(residual.mean()),
-        "residual_median": float(np.median(residual)),
+        **physics_summary(pde, run.fields),
     }
     return row, run.fields
 
@@ -120,7 +120,6 @@ def run_demo(settings: DemoSettings, out_dir: str | Path, device: torch.device) 
         [pde.generate(sample_seed(settings.seed, i)) for i in range(settings.instances)]
     )
     solver_seconds = (time.perf_counter() - solve_start) / settings.instances
-    data_residual = per_sample_residual(pde, truth_np)
 
     latent_seed = settings.seed + 1
     student_row, student_fields = _generation_row(
@@ -134,8 +133,7 @@ def run_demo(settings: DemoSettings, out_dir: str | Path, device: torch.device) 
         "n": settings.instances,
         "nfe": 0,
         "seconds_per_sample": solver_seconds,
-        "residual_mean": float(data_residual.mean()),
-        "residual_median": float(np.median(data_residual)),
+        **physics_summary(pde, truth_np),
     }
     figures = [
         plot_dataset_samples(
@@ -200,13 +198,17 @@ def format_report(report: DemoReport) -> str:
     """The demo's two small tables as plain text."""
     teacher = report.generation[1]["residual_mean"]
     lines = [
-        f"{report.pde} at {report.resolution}x{report.resolution}: samples "
-        "(residual: mean squared PDE residual per sample)",
-        f"  {'method':<44} {'NFE':>4} {'ms/sample':>10} {'residual':>10} {'vs teacher':>10}",
+        f"{report.pde} at {report.resolution}x{report.resolution}: samples",
+        "  consistency: median relative L2 to the solver's solution for the sample's own input",
+        "  rel. res.:   median |R| / |R of the zero field| (1: no better than a zero solution)",
+        "  residual:    mean squared PDE residual, physical units (a diagnostic)",
+        f"  {'method':<44} {'NFE':>4} {'ms/sample':>10} {'consistency':>11} {'rel. res.':>10} "
+        f"{'residual':>10} {'vs teacher':>10}",
     ]
     for row in report.generation:
         lines.append(
             f"  {row['method']:<44} {row['nfe']:>4} {1e3 * row['seconds_per_sample']:>10.2f} "
+            f"{row['solver_consistency_median']:>11.3g} {row['relative_residual_median']:>10.3g} "
             f"{row['residual_mean']:>10.3g} {row['residual_mean'] / teacher:>10.2g}"
         )
     lines.append("tasks (fresh instances, solved with the student; truth from the solver)")

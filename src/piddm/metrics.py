@@ -1,5 +1,6 @@
-"""Metrics of SPEC section 6: residual, MMSE/SMSE with noise floors, SFD, relative L2,
-Darcy error rate, and solver consistency.
+"""Metrics (docs/concepts.md, "Metrics" and "Physics measures"): residual, relative residual,
+MMSE/SMSE with noise floors, SFD, relative L2, Darcy error rate, and solver consistency, with
+95 % intervals for the means and medians over samples.
 
 Conventions: sets of fields are arrays ``(N, C, S, S)`` in **physical** units. Residuals are
 in physical units (mean squared residual per sample). Distribution statistics (MMSE, SMSE,
@@ -8,11 +9,20 @@ scale weigh alike; each comes with its floor, the same statistic between two dis
 of the reference set, each the size of the generated set (or half the reference if smaller),
 averaged over :data:`FLOOR_SPLITS` random splits (one split is a noisy estimate: on 32^2
 Poisson data the SMSE floor of single splits varied by 2x).
+
+Intervals (``*_ci`` keys, ``[lo, hi]``, or ``None`` with fewer than 2 values): a mean over
+samples or instances gets the normal-approximation interval ``mean +- 1.96 s / sqrt(n)``
+(:func:`mean_interval`), a median the bootstrap percentile interval of
+:func:`median_interval`. MMSE, SMSE and SFD get none: they are statistics of the whole set,
+biased upward by the set's finite size, and a bootstrap resample (which repeats samples)
+biases them further, by about half the noise floor that already states their sampling noise
+(for MMSE: a resample's mean carries a second ``sigma**2 / n``, the floor is ``2 sigma**2 / n``).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -24,6 +34,14 @@ from piddm.pdes import PDE
 
 SFD_MODES = 8  # K: features are the lowest K x K DCT coefficients per channel
 FLOOR_SPLITS = 16  # random disjoint half-pairs of the reference averaged for each floor
+#: Two-sided 95 % quantile of the standard normal, ``Phi^-1(0.975)``.
+Z_95 = 1.959963984540054
+BOOTSTRAP_RESAMPLES = 2000  # resamples of the median's bootstrap interval
+BOOTSTRAP_SEED = 0  # fixed: the same values always get the same interval
+_BOOTSTRAP_CHUNK = 250  # resamples drawn at once (bounds the memory to 250 x N indices)
+
+#: A 95 % interval ``[lo, hi]``, or ``None`` when it is undefined (fewer than 2 values).
+Interval = list[float] | None
 
 
 def per_sample_residual(pde: PDE, fields: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -33,6 +51,50 @@ def per_sample_residual(pde: PDE, fields: np.ndarray, batch_size: int = 256) -> 
         block = torch.from_numpy(np.asarray(fields[start : start + batch_size], dtype=np.float64))
         out.append(pde.mean_squared_residual(block).numpy())
     return np.concatenate(out)
+
+
+def per_sample_relative_residual(pde: PDE, fields: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Relative residual ``|R(x)| / |R(x0)|`` of each sample (:meth:`PDE.relative_residual`,
+    ``x0`` the sample with its solution zeroed), float64: ``(N, C, S, S) -> (N,)``. 1 for the
+    zero field, round-off for solver data (docs/concepts.md, "Physics measures")."""
+    out = []
+    for start in range(0, len(fields), batch_size):
+        block = torch.from_numpy(np.asarray(fields[start : start + batch_size], dtype=np.float64))
+        out.append(pde.relative_residual(block).numpy())
+    return np.concatenate(out)
+
+
+def mean_interval(values: np.ndarray) -> Interval:
+    """95 % interval of the mean of ``values`` ``(n,)``: ``mean +- 1.96 s / sqrt(n)`` with the
+    sample standard deviation ``s`` (``ddof=1``), the normal approximation of the mean's
+    sampling distribution (good for n of a few dozen and more, unless the values are very
+    skewed); ``None`` for ``n < 2``."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if len(values) < 2:
+        return None
+    mean = float(values.mean())
+    half = Z_95 * float(values.std(ddof=1)) / np.sqrt(len(values))
+    return [mean - half, mean + half]
+
+
+def median_interval(
+    values: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
+) -> Interval:
+    """95 % bootstrap percentile interval of the median of ``values`` ``(n,)``: the 2.5 % and
+    97.5 % quantiles of the medians of ``resamples`` resamples of size ``n`` drawn with
+    replacement (``numpy.random.default_rng(seed)``, so deterministic). About half of the
+    resampled medians lie on each side of the sample median, so the interval contains it;
+    ``None`` for ``n < 2``."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if len(values) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    medians = []
+    for start in range(0, resamples, _BOOTSTRAP_CHUNK):
+        rows = min(_BOOTSTRAP_CHUNK, resamples - start)
+        medians.append(np.median(values[rng.integers(0, len(values), (rows, len(values)))], 1))
+    low, high = np.quantile(np.concatenate(medians), [0.025, 0.975])
+    return [float(low), float(high)]
 
 
 def _normalised(pde: PDE, fields: np.ndarray) -> np.ndarray:
@@ -95,9 +157,42 @@ def solver_consistency(pde: PDE, fields: np.ndarray) -> np.ndarray:
     return out
 
 
+def physics_summary(pde: PDE, fields: np.ndarray, consistency: bool = True) -> dict[str, Any]:
+    """The physics measures of a set of fields ``(N, C, S, S)`` (docs/concepts.md, "Physics
+    measures"), each a float or a 95 % interval ``[lo, hi]`` (``None`` if ``N < 2``):
+
+    ``residual_mean`` / ``_median`` / ``residual_mean_ci`` (the raw mean squared residual, a
+    diagnostic in physical units); ``relative_residual_mean`` / ``_median`` and their
+    ``_ci``; ``solver_consistency`` (the mean) / ``solver_consistency_median`` and their
+    ``_ci``, all ``None`` unless ``consistency``.
+    """
+    residual = per_sample_residual(pde, fields)
+    relative = per_sample_relative_residual(pde, fields)
+    out: dict[str, Any] = {
+        "residual_mean": float(residual.mean()),
+        "residual_median": float(np.median(residual)),
+        "residual_mean_ci": mean_interval(residual),
+        "relative_residual_mean": float(relative.mean()),
+        "relative_residual_median": float(np.median(relative)),
+        "relative_residual_mean_ci": mean_interval(relative),
+        "relative_residual_median_ci": median_interval(relative),
+    }
+    consistent = solver_consistency(pde, fields) if consistency else None
+    out.update(
+        solver_consistency=None if consistent is None else float(consistent.mean()),
+        solver_consistency_median=None if consistent is None else float(np.median(consistent)),
+        solver_consistency_ci=None if consistent is None else mean_interval(consistent),
+        solver_consistency_median_ci=None if consistent is None else median_interval(consistent),
+    )
+    return out
+
+
 @dataclass
 class EvalReport:
-    """The ``piddm eval`` keys of SPEC section 8."""
+    """The ``piddm eval --json`` keys (docs/cli.md), in this order; the first eleven are the
+    original ones. ``solver_consistency`` is the mean (kept for compatibility) and every
+    consistency key is ``None`` with ``--no-consistency``; ``*_ci`` are 95 % intervals
+    ``[lo, hi]`` (module doc), ``None`` for fewer than 2 samples."""
 
     n: int
     residual_mean: float
@@ -110,8 +205,16 @@ class EvalReport:
     sfd: float
     sfd_floor: float
     solver_consistency: float | None
+    solver_consistency_median: float | None
+    solver_consistency_ci: Interval
+    solver_consistency_median_ci: Interval
+    relative_residual_mean: float
+    relative_residual_median: float
+    relative_residual_mean_ci: Interval
+    relative_residual_median_ci: Interval
+    residual_mean_ci: Interval
 
-    def as_dict(self) -> dict[str, float | int | None]:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -159,15 +262,12 @@ def evaluate(
         )
     if len(generated) < 2:
         raise PiddmError("need at least 2 generated samples for distribution metrics")
-    residual = per_sample_residual(pde, generated)
     gen_n, ref_n = _normalised(pde, generated), _normalised(pde, reference)
     mmse, smse = moment_errors(gen_n, ref_n)
     sfd = frechet_distance(spectral_features(gen_n), spectral_features(ref_n))
     mmse_floor, smse_floor, sfd_floor = noise_floors(ref_n, len(generated), seed)
     return EvalReport(
         n=len(generated),
-        residual_mean=float(residual.mean()),
-        residual_median=float(np.median(residual)),
         reference_residual_mean=float(per_sample_residual(pde, reference).mean()),
         mmse=mmse,
         smse=smse,
@@ -175,10 +275,31 @@ def evaluate(
         smse_floor=smse_floor,
         sfd=sfd,
         sfd_floor=sfd_floor,
-        solver_consistency=float(solver_consistency(pde, generated).mean())
-        if consistency
-        else None,
+        **physics_summary(pde, generated, consistency),
     )
+
+
+def task_metrics_per_instance(
+    pde: PDE, estimate: np.ndarray, truth: np.ndarray
+) -> dict[str, np.ndarray | None]:
+    """The task metrics of :func:`task_metrics` per instance, each ``(N,)`` (``error_rate``
+    ``None`` unless the PDE has a threshold); ``residual`` is the mean squared residual."""
+    estimate = np.asarray(estimate, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.float64)
+    c, s = pde.coefficient_channel, pde.solution_channel
+    if c == s:  # space-time field: the input is its first row
+        coef_est, coef_true = estimate[:, c : c + 1, :1], truth[:, c : c + 1, :1]
+    else:
+        coef_est, coef_true = estimate[:, c : c + 1], truth[:, c : c + 1]
+    threshold = getattr(pde, "threshold", None)
+    return {
+        "rel_l2_coefficient": relative_l2(coef_est, coef_true)[:, 0],
+        "rel_l2_solution": relative_l2(estimate[:, s : s + 1], truth[:, s : s + 1])[:, 0],
+        "error_rate": None
+        if threshold is None
+        else error_rate(estimate[:, c], truth[:, c], threshold),
+        "residual": per_sample_residual(pde, estimate),
+    }
 
 
 def task_metrics(pde: PDE, estimate: np.ndarray, truth: np.ndarray) -> dict[str, float | None]:
@@ -189,19 +310,7 @@ def task_metrics(pde: PDE, estimate: np.ndarray, truth: np.ndarray) -> dict[str,
     ``error_rate``: Darcy's misclassified-node fraction of the coefficient, else ``None``;
     ``residual_mean``: mean squared residual of the estimates.
     """
-    estimate = np.asarray(estimate, dtype=np.float64)
-    truth = np.asarray(truth, dtype=np.float64)
-    c, s = pde.coefficient_channel, pde.solution_channel
-    if c == s:  # space-time field: the input is its first row
-        coef_est, coef_true = estimate[:, c : c + 1, :1], truth[:, c : c + 1, :1]
-    else:
-        coef_est, coef_true = estimate[:, c : c + 1], truth[:, c : c + 1]
-    threshold = getattr(pde, "threshold", None)
-    return {
-        "rel_l2_coefficient": float(relative_l2(coef_est, coef_true).mean()),
-        "rel_l2_solution": float(relative_l2(estimate[:, s : s + 1], truth[:, s : s + 1]).mean()),
-        "error_rate": None
-        if threshold is None
-        else float(error_rate(estimate[:, c], truth[:, c], threshold).mean()),
-        "residual_mean": float(per_sample_residual(pde, estimate).mean()),
-    }
+    per_instance = task_metrics_per_instance(pde, estimate, truth)
+    means = {k: None if v is None else float(v.mean()) for k, v in per_instance.items()}
+    means["residual_mean"] = means.pop("residual")
+    return means

@@ -18,6 +18,7 @@ from piddm.bench.runner import row_label
 from piddm.cli import main
 from piddm.data.generate import sample_seed
 from piddm.errors import PiddmError
+from piddm.metrics import per_sample_relative_residual, relative_l2, solver_consistency
 from piddm.models import load_any
 from piddm.pdes import get_pde
 from piddm.sampling import latents, make_sampler
@@ -151,6 +152,41 @@ def test_nfe_is_measured_per_method(bench) -> None:
     assert rows["pid", "inverse", None]["nfe"] == latent
 
 
+def test_rows_have_scale_free_measures_and_intervals(bench) -> None:
+    _, _, result = bench
+    pde = get_pde("darcy", 16)
+    for row in result.rows:
+        if not row["supported"]:
+            continue
+        label, task = row_label(row), row["task"]
+        fields = result.outputs[task, label]
+        relative = per_sample_relative_residual(pde, fields)
+        assert row["relative_residual_mean"] == pytest.approx(relative.mean()), label
+        assert row["relative_residual_median"] == pytest.approx(np.median(relative)), label
+        means = ["residual_mean", "relative_residual_mean"]
+        if task == "generate":  # consistency over the samples: mean and median
+            consistency = solver_consistency(pde, fields)
+            assert row["solver_consistency"] == pytest.approx(consistency.mean()), label
+            assert row["solver_consistency_median"] == pytest.approx(np.median(consistency))
+            means.append("solver_consistency")
+        else:  # task means over the instances
+            assert row["solver_consistency"] is None and row["solver_consistency_ci"] is None
+            means += ["rel_l2_coefficient", "rel_l2_solution", "error_rate"]
+        for key in means:
+            ci = row[f"{key}_ci"]
+            if row["n"] == 1:  # dflow's one task instance: no interval
+                assert ci is None, (label, key)
+            else:
+                assert ci[0] <= row[key] <= ci[1], (label, key)
+                assert ci[1] - ci[0] == pytest.approx(2 * (row[key] - ci[0])), (label, key)
+    # A task interval is the normal one over the instances.
+    row = next(r for r in result.rows if r["method"] == "eci" and r["task"] == "forward")
+    truth, _ = result.instances["forward"]
+    errors = relative_l2(result.outputs["forward", "eci"], truth)[:, 1]
+    half = 1.96 * errors.std(ddof=1) / np.sqrt(len(errors))
+    assert row["rel_l2_solution_ci"] == pytest.approx([errors.mean() - half, errors.mean() + half])
+
+
 def test_methods_share_instances_masks_and_latents(bench) -> None:
     _, cfg, result = bench
     pde = get_pde("darcy", 16)
@@ -192,6 +228,14 @@ def test_markdown_table_has_a_line_per_row(bench) -> None:
     assert all(line.count("|") == len(COLUMNS) + 1 for line in lines)
     assert sum("unsupported" in line for line in lines) == 8
     assert any(line.startswith("| piddm-1 (lambda0) | inverse | ") for line in lines)
+    assert "| solver consistency median / mean | rel. residual median / mean |" in lines[0]
+    teacher = next(line for line in lines if line.startswith("| teacher | generate |"))
+    consistency = teacher.split(" | ")[4]  # median / mean ± half-width of the interval
+    assert consistency.count(" / ") == 1 and " ± " in consistency.split(" / ")[1]
+    dflow = next(line for line in lines if line.startswith("| dflow | forward |"))
+    assert " ± " not in dflow.split(" | ")[-2]  # one instance: no interval
+    eci = next(line for line in lines if line.startswith("| eci | forward |"))
+    assert eci.split(" | ")[-2].count(" ± ") == 2  # rel L2 of coefficient and solution
 
 
 def test_cli_prints_one_json_object(bench, capsys) -> None:
@@ -297,6 +341,20 @@ def test_shipped_bench_configs_load(path: Path) -> None:
 
     cfg = load_bench_config(path)
     assert cfg.pde.name in ("darcy", "poisson") and cfg.methods
+
+
+def test_diffusionpde_masks_are_the_ones_the_bench_observes(bench) -> None:
+    """``tasks.masks: diffusionpde``: every task row observes DiffusionPDE's point sets."""
+    from piddm.tasks.diffusionpde import diffusionpde_masks
+
+    root, _, _ = bench
+    raw = bench_dict(root, methods=["piddm-1"], out_dir=str(root / "out-dpde"))
+    raw["tasks"] = {**raw["tasks"], "masks": "diffusionpde", "run": ["forward"]}
+    raw["generate"] = {**raw["generate"], "n": 2}
+    result = run_bench(bench_config_from_dict(raw), progress=False)
+    _, mask = result.instances["forward"]
+    expected = diffusionpde_masks(get_pde("darcy", 16), "forward", TASK_N).numpy()
+    assert np.array_equal(mask, expected) and mask.any()
 
 
 def test_per_task_settings_override_only_their_task(tmp_path: Path) -> None:

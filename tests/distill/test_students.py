@@ -70,13 +70,14 @@ def student(teacher: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     ).checkpoint
 
 
-def fixed_residual(checkpoint: Path, n: int = 16) -> float:
+def fixed_residual(checkpoint: Path, n: int = 16, norm: str = "plain") -> float:
+    """Mean ``physics_term`` of ``norm`` of the student's samples of fixed latents."""
     model, meta = load_model(checkpoint)
     pde = get_pde("darcy", 16)
     eps = torch.randn((n, 2, 16, 16), generator=torch.Generator().manual_seed(123))
     with torch.no_grad():
         x = one_step_generator(model, meta)(eps)
-    return float(pde.mean_squared_residual(pde.normalisation.denormalise(x.double())).mean())
+    return float(pde.physics_term(pde.normalisation.denormalise(x.double()), norm).mean())
 
 
 def test_one_step_generation_is_exactly_one_network_call(teacher: Path) -> None:
@@ -115,6 +116,42 @@ def test_physics_term_lowers_the_student_residual(
         result = distill(cfg, teacher, run_dir=tmp_path / f"lam{lam}", device="cpu", progress=False)
         residual[lam] = fixed_residual(result.checkpoint)
     assert residual[1.0] < 0.5 * residual[0.0], residual
+
+
+@pytest.mark.parametrize("kind", ["piddm", "pid"])
+def test_preconditioned_physics_term_lowers_the_solution_error(
+    teacher: Path, data_file: Path, tmp_path: Path, kind: str
+) -> None:
+    """``distill.residual_norm = preconditioned``: the student's u moves to the solver's
+    solution for its own coefficient (the squared error the term measures)."""
+    error = {}
+    for lam in (0.0, 10.0):
+        cfg = student_cfg(
+            data_file,
+            tmp_path / "runs",
+            kind,
+            lambda_train=lam,
+            residual_grad="solution",
+            residual_norm="preconditioned",
+        )
+        result = distill(cfg, teacher, run_dir=tmp_path / f"lam{lam}", device="cpu", progress=False)
+        error[lam] = fixed_residual(result.checkpoint, norm="preconditioned")
+    assert error[10.0] < 0.6 * error[0.0], error
+
+
+def test_a_student_can_start_from_another_students_weights(
+    teacher: Path, student: Path, data_file: Path, tmp_path: Path
+) -> None:
+    cfg = student_cfg(data_file, tmp_path / "runs", lambda_train=0.1)
+    tuned = cfg.replace({"train.steps": 1, "optim.lr": 1e-30, "train.init_from": str(student)})
+    result = distill(tuned, teacher, run_dir=tmp_path / "tuned", device="cpu", progress=False)
+    start, _ = read_checkpoint(student)
+    end, _ = read_checkpoint(result.checkpoint)
+    for key, value in start.items():
+        torch.testing.assert_close(end[key], value, rtol=1e-5, atol=1e-6)
+    wrong = cfg.replace({"train.init_from": str(teacher)})
+    with pytest.raises(PiddmError, match="is not a piddm student"):
+        distill(wrong, teacher, run_dir=tmp_path / "wrong", device="cpu", progress=False)
 
 
 def test_batch_std_is_the_unbiased_std_over_the_batch() -> None:

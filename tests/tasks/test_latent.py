@@ -313,6 +313,22 @@ def test_refinement_lowers_the_residual_of_a_fixed_batch() -> None:
     assert bool((physical_residual(pde, g, lbfgs) < before).all())
 
 
+def test_preconditioned_refinement_lowers_the_solution_error() -> None:
+    """The latent objective with ``residual_norm="preconditioned"`` descends ``|u - u*(a)|``."""
+    pde = get_pde("poisson", S)
+    g = one_step(tiny_student(2))
+    eps = torch.randn(4, 2, S, S, generator=gen(1))
+
+    def solution_error(latents: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            x = pde.normalisation.denormalise(g(latents).double())
+        return pde.preconditioned_residual(x)
+
+    config = LatentOptConfig(steps=10, lambda_infer=1.0, residual_norm="preconditioned")
+    refined = refine(g, pde, eps, config)
+    assert bool((solution_error(refined) < 0.5 * solution_error(eps)).all())
+
+
 class ModeRecorder(LinearGenerator):
     """A linear generator that records its train/eval mode at every call."""
 
@@ -354,6 +370,7 @@ def test_generator_runs_in_eval_mode_and_its_mode_is_restored() -> None:
         {"batch_size": 0},
         {"candidates": -1},
         {"solver_members": 1},
+        {"residual_norm": "l1"},
     ],
 )
 def test_bad_config_raises(kwargs: dict) -> None:
@@ -385,5 +402,6 @@ def test_library_defaults_are_piddm_solves() -> None:
 
     flags = {p.name: p.default for p in command.params}
     defaults = LatentOptConfig()
-    for name in ("ensemble", "candidates", "steps", "lr", "lambda_infer", "solver_members"):
+    names = ("ensemble", "candidates", "steps", "lr", "lambda_infer", "solver_members")
+    for name in (*names, "residual_norm"):
         assert flags[name] == getattr(defaults, name), name

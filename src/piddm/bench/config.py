@@ -10,7 +10,8 @@ A bench config is a YAML mapping::
     generate:  {n: 512, seed: 0, batch_size: 64, teacher_steps: 18, refine_steps: 10,
                 n_per_method: {diffusionpde: 64}, consistency: true}
     tasks:     {run: [forward, inverse], n: 100, n_per_method: {diffusionpde: 20},
-                ablation: true, obs_fraction: 0.03, seed: 0, batch_size: 16, ensemble: 4,
+                ablation: true, obs_fraction: 0.03, masks: random, seed: 0, batch_size: 16,
+                ensemble: 4,
                 steps: 200, lr: 0.05, lambda_infer: 1.0, optimizer: adam, candidates: 0,
                 solver_members: false, forward: {candidates: 0}}   # per-task overrides
     baselines: {diffusionpde: {num_steps: 200}, dflow: {iterations: 10}}
@@ -143,6 +144,7 @@ class LatentOverrides:
     optimizer: Literal["adam", "lbfgs"] | None = None
     candidates: int | None = setting(None, check=NON_NEGATIVE)
     solver_members: bool | None = None
+    residual_norm: Literal["plain", "preconditioned"] | None = None
 
 
 #: The latent-optimisation settings of the tasks (fields of both classes below).
@@ -154,10 +156,14 @@ class TasksConfig:
     """Forward / inverse problems on the first ``n`` reference instances.
 
     Masks (``obs_fraction`` of the observed channel) are drawn once per task from ``seed`` and
-    shared by every method; ``n_per_method`` lowers ``n`` for expensive methods (they solve
-    the first instances of the same set); ``ablation``: also run the lambda0 student on the
-    tasks; ``batch_size`` instances go through a baseline at once; ``ensemble``, ``steps``,
-    ``lr``, ``lambda_infer``, ``optimizer``, ``candidates``, ``solver_members``: the latent
+    shared by every method; ``masks: diffusionpde`` observes DiffusionPDE's fixed point sets
+    instead (500 of 128^2 nodes per observed channel, ignoring ``obs_fraction`` and ``seed``;
+    :func:`piddm.tasks.task_masks`, docs/diffusionpde.md); ``n_per_method`` lowers ``n``
+    for expensive methods (they solve the first instances of the same set); ``ablation``:
+    also run the lambda0 student on the tasks; ``batch_size`` instances go through a baseline
+    at once; ``ensemble``, ``steps``,
+    ``lr``, ``lambda_infer``, ``optimizer``, ``candidates``, ``solver_members``,
+    ``residual_norm``: the latent
     optimisation of the one-step students (:class:`piddm.tasks.LatentOptConfig`);
     ``forward`` / ``inverse``: :class:`LatentOverrides` of those settings for one task.
     """
@@ -167,6 +173,7 @@ class TasksConfig:
     n_per_method: dict[str, int] = setting(factory=dict)
     ablation: bool = True
     obs_fraction: float = setting(0.03, check=Check(lo=0, hi=1, lo_open=True))
+    masks: Literal["random", "diffusionpde"] = "random"
     seed: int = setting(0, check=NON_NEGATIVE)
     batch_size: int = setting(16, check=POSITIVE)
     ensemble: int = setting(4, check=POSITIVE)
@@ -176,6 +183,7 @@ class TasksConfig:
     optimizer: Literal["adam", "lbfgs"] = "adam"
     candidates: int = setting(0, check=NON_NEGATIVE)
     solver_members: bool = False
+    residual_norm: Literal["plain", "preconditioned"] = "plain"
     figure_instance: int = setting(0, check=NON_NEGATIVE)
     forward: LatentOverrides | None = None
     inverse: LatentOverrides | None = None
@@ -247,6 +255,11 @@ def validate_bench_config(cfg: BenchConfig) -> None:
     if not cfg.methods:
         raise PiddmError("config methods: expected at least one method")
     _check_names("tasks.run", cfg.tasks.run, TASK_NAMES)
+    if cfg.tasks.masks == "diffusionpde" and cfg.pde.name not in ("darcy", "poisson", "helmholtz"):
+        raise PiddmError(
+            f"config tasks.masks: DiffusionPDE's point masks are defined for darcy, poisson and "
+            f"helmholtz, not {cfg.pde.name}"
+        )
     _check_names("generate.n_per_method", tuple(cfg.generate.n_per_method), METHODS)
     for method, n in cfg.generate.n_per_method.items():
         if n < 2:

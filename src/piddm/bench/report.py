@@ -1,4 +1,11 @@
-"""The benchmark's one markdown table."""
+"""The benchmark's one markdown table.
+
+A mean is printed as ``mean ± h``, ``h`` the half-width of its 95 % interval (the row's
+``*_ci`` key: over the samples for generation, over the instances for tasks; see
+:mod:`piddm.metrics`), a median without one; a mean without an interval (one instance)
+alone. Solver consistency and the relative residual are scale-free (docs/concepts.md,
+"Physics measures"); the raw residual is a diagnostic in physical units.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +18,12 @@ COLUMNS: tuple[str, ...] = (
     "task",
     "NFE",
     "s/sample",
-    "residual mean / median",
+    "solver consistency median / mean",
+    "rel. residual median / mean",
+    "residual (diagnostic) mean / median",
     "MMSE (x floor)",
     "SMSE (x floor)",
     "SFD (x floor)",
-    "solver consistency",
     "rel L2 coef / sol",
     "error rate",
 )
@@ -40,10 +48,21 @@ def _vs_floor(value: float | None, floor: float | None) -> str:
     return f"{value:.2e} ({value / floor:.1f}x)"
 
 
-def _pair(a: float | None, b: float | None, spec: str) -> str:
+def _mean(row: dict[str, Any], key: str, spec: str) -> str:
+    """``row[key]`` with the half-width of its interval ``row[key + '_ci']``: ``m ± h``."""
+    value, ci = row.get(key), row.get(f"{key}_ci")
+    if value is None or ci is None:
+        return _num(value, spec)
+    return f"{format(value, spec)} ± {format((ci[1] - ci[0]) / 2, spec)}"
+
+
+def _pair(a: float | str | None, b: float | str | None, spec: str) -> str:
+    """``a / b``; each a number (formatted with ``spec``), an already formatted cell, or
+    ``None``; a dash if both are ``None``."""
     if a is None and b is None:
         return DASH
-    return f"{_num(a, spec)} / {_num(b, spec)}"
+    cells = [x if isinstance(x, str) else _num(x, spec) for x in (a, b)]
+    return f"{cells[0]} / {cells[1]}"
 
 
 def table_row(row: dict[str, Any]) -> list[str]:
@@ -55,14 +74,25 @@ def table_row(row: dict[str, Any]) -> list[str]:
         row["task"],
         _nfe(row["nfe"]),
         _num(row["seconds_per_sample"], ".3g"),
-        _pair(row["residual_mean"], row["residual_median"], ".2e"),
+        _median_mean(row, "solver_consistency_median", "solver_consistency"),
+        _median_mean(row, "relative_residual_median", "relative_residual_mean"),
+        _pair(_cell(row, "residual_mean", ".2e"), row["residual_median"], ".2e"),
         _vs_floor(row["mmse"], row["mmse_floor"]),
         _vs_floor(row["smse"], row["smse_floor"]),
         _vs_floor(row["sfd"], row["sfd_floor"]),
-        _num(row["solver_consistency"], ".2e"),
-        _pair(row["rel_l2_coefficient"], row["rel_l2_solution"], ".3f"),
-        _num(row["error_rate"], ".3f"),
+        _pair(*(_cell(row, k, ".3f") for k in ("rel_l2_coefficient", "rel_l2_solution")), ".3f"),
+        _mean(row, "error_rate", ".3f"),
     ]
+
+
+def _cell(row: dict[str, Any], key: str, spec: str) -> str | None:
+    """:func:`_mean` of ``key``, or ``None`` if the row has no value for it."""
+    return None if row.get(key) is None else _mean(row, key, spec)
+
+
+def _median_mean(row: dict[str, Any], median: str, mean: str) -> str:
+    """``median / mean ± h`` of a scale-free measure (a dash if not measured)."""
+    return _pair(row.get(median), _cell(row, mean, ".2e"), ".2e")
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

@@ -13,7 +13,8 @@ Fairness rules (SPEC sections 5-6), all in one process:
   one-step students optimise ``tasks.ensemble`` latents per instance (settings of
   ``tasks.latent_settings(task)``: per-task overrides apply) drawn from
   ``Generator(tasks.seed)`` (the same for every student). Metrics:
-  :func:`piddm.metrics.task_metrics`.
+  :func:`piddm.metrics.task_metrics`, with 95 % intervals over the instances, and the
+  residual and relative residual of the estimates (:func:`task_row_metrics`).
 * **Cost**: ``time.perf_counter`` around each method's sampling call only (inputs are built
   and outputs evaluated outside the clock; CUDA is synchronised). NFE per sample (per
   instance for tasks): the baselines' :class:`~piddm.baselines.CountingDenoiser` (forward
@@ -44,9 +45,19 @@ from piddm.errors import PiddmError
 from piddm.metrics import EvalReport
 from piddm.pdes import PDE
 
-#: The ``piddm eval`` keys (SPEC section 8), in :class:`piddm.metrics.EvalReport`'s order.
+#: The ``piddm eval`` keys, in :class:`piddm.metrics.EvalReport`'s order (task rows fill the
+#: residual and relative-residual ones; their consistency keys stay ``None``).
 GENERATE_METRICS: tuple[str, ...] = tuple(f.name for f in fields(EvalReport) if f.name != "n")
-TASK_METRICS: tuple[str, ...] = ("rel_l2_coefficient", "rel_l2_solution", "error_rate")
+#: Task metrics: means over the instances, and their 95 % intervals (``*_ci``, ``[lo, hi]``,
+#: ``None`` for one instance; :func:`piddm.metrics.mean_interval`).
+TASK_METRICS: tuple[str, ...] = (
+    "rel_l2_coefficient",
+    "rel_l2_solution",
+    "error_rate",
+    "rel_l2_coefficient_ci",
+    "rel_l2_solution_ci",
+    "error_rate_ci",
+)
 #: Keys of every row (metrics that do not apply are ``None``).
 ROW_KEYS: tuple[str, ...] = (
     "method",
@@ -377,7 +388,7 @@ def task_row(
     mask: torch.Tensor,
     variant: str | None,
 ) -> tuple[dict[str, Any], np.ndarray]:
-    from piddm.metrics import per_sample_residual, task_metrics
+    from piddm.metrics import per_sample_residual
 
     ctx.log(f"bench: {task} {method}{f' ({variant})' if variant else ''}, n={len(truth)}")
     outcome = run_task(ctx, method, model, task, truth, mask)
@@ -393,10 +404,25 @@ def task_row(
     )
     note = _finite_note(outcome.fields)
     if note is None:
-        row.update(task_metrics(ctx.pde, outcome.fields, truth_np))
-        row["residual_median"] = float(np.median(per_sample_residual(ctx.pde, outcome.fields)))
+        row.update(task_row_metrics(ctx.pde, outcome.fields, truth_np))
     row["note"] = note
     return row, outcome.fields
+
+
+def task_row_metrics(pde: PDE, estimate: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+    """The metric keys of a task row for estimates and truth ``(N, C, S, S)``: the means of
+    :func:`piddm.metrics.task_metrics` with their 95 % intervals over the ``N`` instances, and
+    the residual and relative residual of :func:`piddm.metrics.physics_summary`."""
+    from piddm.metrics import mean_interval, physics_summary, task_metrics_per_instance
+
+    out: dict[str, Any] = {}
+    for key, values in task_metrics_per_instance(pde, estimate, truth).items():
+        if key in TASK_METRICS:
+            out[key] = None if values is None else float(values.mean())
+            out[f"{key}_ci"] = None if values is None else mean_interval(values)
+    physics = physics_summary(pde, estimate, consistency=False)
+    out.update({k: v for k, v in physics.items() if v is not None})
+    return out
 
 
 def supports(method: str, task: str) -> tuple[bool, str | None]:
@@ -444,7 +470,7 @@ def run_bench(
     import json
 
     from piddm.pdes import get_pde
-    from piddm.tasks import make_mask
+    from piddm.tasks import task_masks
     from piddm.training.distributed import DistInfo, resolve_device
 
     log = log or (lambda message: None)
@@ -474,7 +500,9 @@ def run_bench(
 
         truth = torch.from_numpy(reference[: cfg.tasks.n]).double().to(dev)
         mask_rng = torch.Generator().manual_seed(sample_seed(cfg.tasks.seed, k))
-        mask = make_mask(pde, task, cfg.tasks.obs_fraction, mask_rng, n=len(truth)).to(dev)
+        mask = task_masks(
+            pde, task, cfg.tasks.obs_fraction, mask_rng, n=len(truth), mode=cfg.tasks.masks
+        ).to(dev)
         index = min(cfg.tasks.figure_instance, len(truth) - 1)
         result.instances[task] = (truth.cpu().numpy(), mask.cpu().numpy())
         shown: list[tuple[str, np.ndarray]] = []

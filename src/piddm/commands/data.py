@@ -1,4 +1,5 @@
-"""``piddm data generate | merge | show``: solver-backed datasets."""
+"""``piddm data generate | merge | show | import | export``: solver-backed datasets, and
+DiffusionPDE's data converted to and from them."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ STATS_SAMPLES = 256  # `data show` reports the residual over at most this many s
 
 @click.group(name="data")
 def command() -> None:
-    """Generate, merge and inspect solver-backed PDE datasets (HDF5)."""
+    """Generate, merge and inspect solver-backed PDE datasets (HDF5); import / export
+    DiffusionPDE's data."""
 
 
 @command.command(name="generate")
@@ -139,6 +141,95 @@ def show(dataset: str, out: str, samples: int, as_json: bool) -> None:
         click.echo(
             f"{dataset}: {data.pde.name} at {data.pde.resolution}^2, mean squared residual "
             f"(first {len(data)} samples) {summary['residual_mean']:.2e}; figure: {path}"
+        )
+
+
+@command.command(name="import")
+@click.argument("source", type=click.Path())
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output .h5 file.")
+@click.option(
+    "--pde",
+    type=click.Choice(["darcy", "poisson", "helmholtz"]),
+    default=None,
+    help="PDE of the data [from a .mat file's keys; required for .npy layouts].",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["auto", "diffusionpde-mat", "diffusionpde-npy", "fundps-npy"]),
+    default="auto",
+    show_default=True,
+    help="Source layout (auto: from the content).",
+)
+@click.option("--n", "n", type=INT64, default=None, help="Import the first N samples [all].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def import_(
+    source: str,
+    out: str,
+    pde: str | None,
+    layout: str,
+    n: int | None,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
+    """Convert DiffusionPDE's data SOURCE (or FunDPS / DDIS's copy) into a piddm dataset.
+
+    \b
+    SOURCE layouts (docs/diffusionpde.md):
+      diffusionpde-mat  the released .mat files (MATLAB 5 or 7.3), e.g. darcy.mat with
+                        thresh_a_data / thresh_p_data (N, X, Y); poisson: f_data / phi_data;
+                        helmholtz: f_data / psi_data
+      diffusionpde-npy  its training copy: a directory of merge_{i}.npy (X, Y, 2), scaled
+      fundps-npy        FunDPS / DDIS's normalised copy as a .npy (N, 2, X, Y)
+
+    Prints the mean squared residual, the relative residual and the solver consistency of the
+    imported fields under piddm's discretisation: facts about data from another solver and
+    grid, not errors.
+    """
+    from piddm.data.importing import import_dataset
+
+    report = import_dataset(source, out, pde=pde, layout=layout, limit=n, overwrite=overwrite)
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    click.echo(
+        f"imported {report.n} {report.pde} samples at {report.resolution}^2 from {source} "
+        f"({report.layout}, {report.container}: {', '.join(report.keys)}) into {report.out}"
+    )
+    click.echo("under piddm's discretisation (facts about the data, not errors):")
+    click.echo(
+        f"  mean squared residual  {report.residual_mean:.3g} (median {report.residual_median:.3g})"
+    )
+    click.echo(
+        f"  relative residual      {report.relative_residual_mean:.3g} "
+        f"(median {report.relative_residual_median:.3g})"
+    )
+    click.echo(
+        f"  solver consistency     {report.solver_consistency:.3g} "
+        f"(relative L2 of u, first {report.consistency_samples} samples)"
+    )
+
+
+@command.command(name="export")
+@click.argument("dataset", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output .mat file.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def export(dataset: str, out: str, overwrite: bool, as_json: bool) -> None:
+    """Write DATASET (darcy, poisson, helmholtz) in DiffusionPDE's MATLAB layout.
+
+    Two (N, S, S) float64 arrays under DiffusionPDE's keys (darcy: thresh_a_data /
+    thresh_p_data); `piddm data import` of the file gives back the same fields.
+    """
+    from piddm.data.importing import export_dataset
+
+    summary = export_dataset(dataset, out, overwrite=overwrite)
+    if as_json:
+        emit_json(summary)
+    else:
+        click.echo(
+            f"wrote {summary['n']} {summary['pde']} samples at {summary['resolution']}^2 to "
+            f"{summary['out']} (DiffusionPDE's layout: {', '.join(summary['keys'])})"
         )
 
 

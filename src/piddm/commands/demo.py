@@ -62,9 +62,10 @@ def command(
     """Run the pretrained PDE-32 teacher and PIDDM student on fresh solver data.
 
     Solves fresh instances with the numerical solver, samples the one-step student and the
-    Heun teacher from the same latents (residual and time per sample), solves a forward and
-    an inverse problem from 3 % random observations, prints two small tables and writes
-    figures to --out. Nothing is trained and nothing is downloaded.
+    Heun teacher from the same latents (solver consistency, relative and raw residual, time
+    per sample), solves a forward and an inverse problem from 3 % random observations,
+    prints two small tables and writes figures to --out. Nothing is trained and nothing is
+    downloaded.
     """
     from pathlib import Path
 

@@ -1,6 +1,9 @@
-"""``piddm eval``: metrics of SPEC section 6 for a sample file against held-out solver data."""
+"""``piddm eval``: the metrics of docs/concepts.md for a sample file against held-out solver
+data; solver consistency and the relative residual first, the raw residual as a diagnostic."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
@@ -15,11 +18,17 @@ from piddm.errors import PiddmError
 @click.option("--no-consistency", is_flag=True, help="Skip the solver-consistency metric.")
 @json_option
 def command(samples: str, reference: str, no_consistency: bool, as_json: bool) -> None:
-    """Residual, MMSE/SMSE and SFD (with noise floors) and solver consistency of SAMPLES.
+    """Solver consistency, relative residual, MMSE/SMSE and SFD (with noise floors) and the
+    raw residual of SAMPLES.
 
-    The reference should be held-out solver data (not the training set) with at least twice
-    as many samples as SAMPLES so that the noise floors use disjoint halves of equal size
-    (each floor is averaged over 16 random splits of the reference).
+    Solver consistency (relative L2 between each sample's solution and the solver's for its
+    own input) and the relative residual (|R| over the zero field's |R|; 0 for the solver, 1
+    for a zero solution) are scale-free; the raw mean squared residual is in physical units,
+    a diagnostic. Means and medians come with 95 % intervals (normal approximation for a
+    mean, bootstrap for a median). The reference should be held-out solver data (not the
+    training set) with at least twice as many samples as SAMPLES so that the noise floors use
+    disjoint halves of equal size (each floor is averaged over 16 random splits of the
+    reference).
     """
     from piddm.data.io import read_dataset
     from piddm.metrics import evaluate
@@ -43,18 +52,44 @@ def command(samples: str, reference: str, no_consistency: bool, as_json: bool) -
     if as_json:
         emit_json(report)
         return
-    floor = {"mmse": "mmse_floor", "smse": "smse_floor", "sfd": "sfd_floor"}
     click.echo(
         f"{report['n']} samples of {gen.pde.name} {gen.pde.resolution}^2 vs {len(ref)} reference"
     )
-    click.echo(
-        f"  residual mean {report['residual_mean']:.3e}  median {report['residual_median']:.3e}"
+    for line in report_lines(report):
+        click.echo(f"  {line}")
+
+
+def _interval(ci: list[float] | None) -> str:
+    """``[lo, hi]`` of a 95 % interval, or ``[-]`` when it is undefined."""
+    return "[-]" if ci is None else f"[{ci[0]:.3e}, {ci[1]:.3e}]"
+
+
+def _median_and_mean(report: dict[str, Any], median: str, mean: str) -> str:
+    """``median M [lo, hi]  mean A [lo, hi]`` of two keys and their ``_ci`` intervals."""
+    return (
+        f"median {report[median]:.3e} {_interval(report[median + '_ci'])}"
+        f"  mean {report[mean]:.3e} {_interval(report[mean + '_ci'])}"
+    )
+
+
+def report_lines(report: dict[str, Any]) -> list[str]:
+    """The text lines of an :class:`~piddm.metrics.EvalReport` dict: solver consistency,
+    relative residual, MMSE / SMSE / SFD against their floors, and the raw residual."""
+    if report["solver_consistency"] is None:
+        lines = ["solver consistency: not measured (--no-consistency)"]
+    else:
+        consistency = _median_and_mean(report, "solver_consistency_median", "solver_consistency")
+        lines = [f"solver consistency (rel. L2 to the solver)  {consistency}"]
+    relative = _median_and_mean(report, "relative_residual_median", "relative_residual_mean")
+    lines.append(f"relative residual |R|/|R(zero field)|      {relative}")
+    for key in ("mmse", "smse", "sfd"):
+        value, floor = report[key], report[f"{key}_floor"]
+        lines.append(
+            f"{key:<5} {value:.3e}  floor {floor:.3e}  ({value / max(floor, 1e-300):.2f}x)"
+        )
+    lines.append(
+        f"residual (diagnostic, mean squared, physical units)  mean {report['residual_mean']:.3e}"
+        f" {_interval(report['residual_mean_ci'])}  median {report['residual_median']:.3e}"
         f"  (reference {report['reference_residual_mean']:.3e})"
     )
-    for key, floor_key in floor.items():
-        click.echo(
-            f"  {key:<5} {report[key]:.3e}  floor {report[floor_key]:.3e}"
-            f"  ({report[key] / max(report[floor_key], 1e-300):.2f}x)"
-        )
-    if report["solver_consistency"] is not None:
-        click.echo(f"  solver consistency (rel. L2) {report['solver_consistency']:.3e}")
+    return lines

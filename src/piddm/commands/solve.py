@@ -10,6 +10,7 @@ import click
 from piddm.cli import emit_json
 from piddm.commands.options import INT64, SEED, device_option, json_option, model_option
 from piddm.errors import PiddmError
+from piddm.tasks.latent import RESIDUAL_NORMS, LatentOptConfig
 
 if TYPE_CHECKING:
     import numpy as np
@@ -43,6 +44,15 @@ FIGURES = 3  # instances drawn as figures
     help="Observation file (.h5, .hdf5 or .npz) with 'values' and 'mask' (see above); "
     "instead of --obs-fraction.",
 )
+@click.option(
+    "--masks",
+    type=click.Choice(["random", "diffusionpde"]),
+    default="random",
+    show_default=True,
+    help="diffusionpde: DiffusionPDE's fixed point sets of --data's nodes (500 of 128^2 per "
+    "observed channel, as many per node on coarser grids; docs/diffusionpde.md) instead of "
+    "--obs-fraction.",
+)
 @click.option("--n", "n", type=INT64, default=None, help="Solve the first N instances [all].")
 # 8 latents x 100 steps: at the cost of 4 x 200, a lower error (benchmarks/task_sweep.py).
 @click.option("--ensemble", type=INT64, default=8, show_default=True, help="Latents per instance.")
@@ -65,6 +75,14 @@ FIGURES = 3  # instances drawn as figures
 # Re-solving the members took Darcy's forward error from 12.5 % to 4.8 % at 30 % observed,
 # from 14.1 % to 13.1 % at 3 % (benchmarks/observation_count.py, held-out instances); on the
 # inverse problem it raised the error of u from 7.1 % to 10.2 % (task_sweep.py).
+@click.option(
+    "--residual-norm",
+    type=click.Choice(RESIDUAL_NORMS),
+    default=LatentOptConfig.residual_norm,
+    show_default=True,
+    help="Physics term of the latent objective: the plain residual, or the preconditioned "
+    "residual P^-1 R (the squared error to the solver's solution; docs/concepts.md).",
+)
 @click.option(
     "--solver-members",
     is_flag=True,
@@ -91,12 +109,14 @@ def command(
     data: str | None,
     obs_fraction: float | None,
     obs_file: str | None,
+    masks: str,
     n: int | None,
     ensemble: int,
     candidates: int,
     steps: int,
     lr: float,
     lambda_infer: float,
+    residual_norm: str,
     solver_members: bool,
     seed: int,
     out: str,
@@ -134,17 +154,25 @@ def command(
     from piddm.models import load_any
     from piddm.sampling import TEACHER_KINDS, check_model_matches, pde_of
     from piddm.tasks import (
-        LatentOptConfig,
         check_against_truth,
         check_fraction,
         check_observation_path,
         optimise_latents,
         read_observations,
         solve_task,
+        task_masks,
     )
+    from piddm.tasks.diffusionpde import diffusionpde_error_rate, observed_count
     from piddm.training.distributed import DistInfo, resolve_device
 
-    if (obs_fraction is None) == (obs_file is None):
+    if masks == "diffusionpde":
+        if obs_fraction is not None or obs_file is not None:
+            raise PiddmError(
+                "--masks diffusionpde fixes the observed nodes: drop --obs-fraction and --obs"
+            )
+        if data is None:
+            raise PiddmError("--masks diffusionpde observes the truth: pass it with --data FILE.h5")
+    elif (obs_fraction is None) == (obs_file is None):
         raise PiddmError(
             "pass exactly one of --obs-fraction F (random observations of --data) and "
             "--obs FILE (your own observations)"
@@ -168,6 +196,7 @@ def command(
         ensemble=ensemble,
         candidates=candidates,
         solver_members=solver_members,
+        residual_norm=residual_norm,
     )
     instances = read_dataset(data, limit=n) if data is not None else None
     torch_device = resolve_device(device, DistInfo(0, 1, 0))
@@ -189,7 +218,14 @@ def command(
     truth = None
     if instances is not None:
         truth = torch.from_numpy(instances.fields).double().to(torch_device)
-    if observations is None:
+    if observations is None and masks == "diffusionpde":
+        assert truth is not None
+        count = observed_count(pde.resolution)
+        mask = task_masks(pde, task, 1.0, rng, n=len(truth), mode=masks).to(torch_device)
+        fraction = count / pde.resolution**2
+        mask, result = solve_task(generator, pde, truth, task, fraction, config, rng=rng, mask=mask)
+        label = f"DiffusionPDE's {count} points per observed channel"
+    elif observations is None:
         assert truth is not None and obs_fraction is not None
         mask, result = solve_task(generator, pde, truth, task, obs_fraction, config, rng=rng)
         label = f"{100 * obs_fraction:g} % observed"
@@ -206,6 +242,8 @@ def command(
             "the latent optimisation diverged (NaN/Inf estimates); lower --lr or --lambda-infer"
         )
     attrs = {"obs_fraction": obs_fraction} if obs_file is None else {"observations": obs_file}
+    if masks == "diffusionpde":
+        attrs = {"masks": masks, "obs_count": observed_count(pde.resolution)}
     _write(out_path, truth_np, mask_np, estimate, std, task, attrs, str(model), pde)
     figure_dir.mkdir(parents=True, exist_ok=True)
     from piddm.tasks import plot_task_instance
@@ -229,6 +267,13 @@ def command(
             "error_rate": None,
             "residual_mean": float(per_sample_residual(pde, estimate).mean()),
         }
+    if masks == "diffusionpde":  # their metric too (equal to error_rate for a 3 / 12 truth)
+        c = pde.coefficient_channel
+        metrics["error_rate_diffusionpde"] = (
+            float(diffusionpde_error_rate(estimate[:, c], truth_np[:, c]).mean())
+            if pde.name == "darcy" and truth_np is not None
+            else None
+        )
     summary = {
         **metrics,
         "seconds_per_instance": result.seconds_per_instance,
@@ -243,8 +288,9 @@ def command(
         emit_json(summary)
         return
     click.echo(f"{task}: {len(estimate)} {pde.name} instances, {label}")
-    for key in ("rel_l2_coefficient", "rel_l2_solution", "error_rate", "residual_mean"):
-        if summary[key] is not None:
+    keys = ("rel_l2_coefficient", "rel_l2_solution", "error_rate", "error_rate_diffusionpde")
+    for key in (*keys, "residual_mean"):
+        if summary.get(key) is not None:
             click.echo(f"  {key:<20} {summary[key]:.4g}")
     click.echo(
         f"  {result.seconds_per_instance:.2f} s per instance; output {out_path}, "

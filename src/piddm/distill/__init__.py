@@ -38,7 +38,11 @@ def student_sampler(
     if steps not in (None, 1):
         raise PiddmError("--steps applies to diffusion teachers; students sample in one step")
     generator = one_step_generator(model, metadata)
-    config = LatentOptConfig(steps=refine, lr=REFINE_LR, lambda_infer=REFINE_LAMBDA)
+    # PIDDM-ref descends the physics term the student was trained with.
+    norm = metadata.get("distill", {}).get("residual_norm", "plain")
+    config = LatentOptConfig(
+        steps=refine, lr=REFINE_LR, lambda_infer=REFINE_LAMBDA, residual_norm=norm
+    )
 
     def run(eps: torch.Tensor) -> torch.Tensor:
         if refine:

@@ -3,7 +3,8 @@
 * :class:`PIDDMObjective` (SPEC section 3.3): per pair ``(eps, x0)``,
   ``|G(eps) - x0|^2 + lambda_train Rn(G(eps))`` with ``G(eps) = D_student(smax eps; smax)``,
   the squared error averaged over ``(C, S, S)`` in normalised space and ``Rn`` the PDE's
-  normalised mean squared residual of the de-normalised output (with ``residual_grad =
+  physics term of the de-normalised output (``residual_norm``: the paper's normalised mean
+  squared residual, or the preconditioned one; with ``residual_grad =
   "solution"``, every channel but the solution enters ``Rn`` detached); plus, per batch,
   ``std_weight * mean_{c,i,j} (std_b G(eps)_{cij} - std_b x0_{cij})^2``, the spread term:
   ``std_b`` is the standard deviation over the (global, all-rank) batch at each node. The
@@ -34,12 +35,15 @@ from piddm.pdes import PDE
 from piddm.training.objectives import BatchRandom
 
 
-def residual_term(pde: PDE, x: torch.Tensor, residual_grad: str = "all") -> torch.Tensor:
-    """``Rn`` of normalised fields ``x`` ``(B, C, S, S)``: ``(B,)``. With ``residual_grad =
+def residual_term(
+    pde: PDE, x: torch.Tensor, residual_grad: str = "all", residual_norm: str = "plain"
+) -> torch.Tensor:
+    """``Rn`` of normalised fields ``x`` ``(B, C, S, S)``: ``(B,)``, the PDE's
+    :meth:`~piddm.pdes.PDE.physics_term` of kind ``residual_norm``. With ``residual_grad =
     "solution"`` its gradient reaches ``pde.solution_channel`` only (same value)."""
     if residual_grad == "solution":
         x = solution_only(pde, x)
-    return pde.normalised_residual(pde.normalisation.denormalise(x))
+    return pde.physics_term(pde.normalisation.denormalise(x), residual_norm)
 
 
 def solution_only(pde: PDE, x: torch.Tensor) -> torch.Tensor:
@@ -81,9 +85,11 @@ class PIDDMObjective:
         sigma_max: float,
         residual_grad: str = "all",
         std_weight: float = 0.0,
+        residual_norm: str = "plain",
     ) -> None:
         check_residual_grad(residual_grad)
         self.pde, self.bank = pde, bank
+        self.residual_norm = residual_norm
         self.lambda_train = float(lambda_train)
         self.sigma_max = float(sigma_max)
         self.residual_grad = residual_grad
@@ -101,7 +107,7 @@ class PIDDMObjective:
             self.sigma_max * eps, torch.full((len(eps),), self.sigma_max, device=eps.device)
         )
         mse = (out - x0).square().flatten(1).mean(dim=1)
-        residual = residual_term(self.pde, out, self.residual_grad)
+        residual = residual_term(self.pde, out, self.residual_grad, self.residual_norm)
         per_sample = mse + self.lambda_train * residual if self.lambda_train > 0 else mse
         stats = {"loss_pairs": mse.detach().mean(), "residual": residual.detach().mean()}
         loss = per_sample.mean()
@@ -133,9 +139,11 @@ class PIDObjective:
         sigma_max: float = 80.0,
         rho: float = 7.0,
         residual_grad: str = "all",
+        residual_norm: str = "plain",
     ) -> None:
         check_residual_grad(residual_grad)
         self.pde, self.teacher = pde, teacher
+        self.residual_norm = residual_norm
         self.lambda_train = float(lambda_train)
         self.residual_grad = residual_grad
         self.grid = karras_sigmas(grid_points - 1, sigma_min, sigma_max, rho)[:-1].float()
@@ -169,7 +177,7 @@ class PIDObjective:
         stats = {"loss_trajectory": trajectory.detach().mean()}
         per_sample = trajectory
         if self.lambda_train > 0:
-            residual = residual_term(self.pde, out[2], self.residual_grad)
+            residual = residual_term(self.pde, out[2], self.residual_grad, self.residual_norm)
             per_sample = trajectory + self.lambda_train * residual
             stats["residual"] = residual.detach().mean()
         return per_sample.mean(), stats

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from piddm.checkpoint import resolve_checkpoint
+from piddm.checkpoint import read_checkpoint, resolve_checkpoint
 from piddm.config import Config, config_to_dict, validate_config
 from piddm.distill.objectives import PIDDMObjective, PIDObjective, residual_term
 from piddm.distill.pairs import PairBank, PairSettings, check_pair_settings, file_digest
@@ -71,14 +71,28 @@ def student_metadata(
 
 
 def build_student(cfg: Config, teacher: nn.Module, teacher_meta: dict[str, Any]) -> nn.Module:
-    """A trainable copy of the teacher (PIDDM) or PID's trajectory model around its U-Net."""
+    """A trainable copy of the teacher (PIDDM) or PID's trajectory model around its U-Net;
+    with ``train.init_from``, the weights of that student checkpoint (a fine-tune)."""
     student = copy.deepcopy(teacher).train().requires_grad_(True)
     if cfg.kind == "pid":
-        return PIDStudent(
+        student = PIDStudent(
             student.net,
             sigma_max=float(teacher_meta["diffusion"]["sigma_max"]),
             sigma_data=float(teacher_meta["precond"]["sigma_data"]),
         )
+    if cfg.train.init_from is not None:
+        tensors, meta = read_checkpoint(resolve_checkpoint(resolve_model(cfg.train.init_from)))
+        if meta.get("kind") != cfg.kind:
+            raise PiddmError(
+                f"config train.init_from: {cfg.train.init_from} is not a {cfg.kind} student"
+            )
+        try:
+            student.load_state_dict({k: v.float() for k, v in tensors.items()})
+        except RuntimeError:
+            raise PiddmError(
+                f"config train.init_from: {cfg.train.init_from} has another architecture "
+                "than the teacher"
+            ) from None
     return student
 
 
@@ -143,7 +157,7 @@ def _distill(
             teacher, settings, shape, cfg.train.seed, cache, info, key, progress and info.is_main
         )
         objective: Any = PIDDMObjective(
-            pde, bank, d.lambda_train, sigma_max, d.residual_grad, d.std_weight
+            pde, bank, d.lambda_train, sigma_max, d.residual_grad, d.std_weight, d.residual_norm
         )
         data = bank.buffer
     else:
@@ -156,6 +170,7 @@ def _distill(
             sigma_max,
             float(diffusion["rho"]),
             d.residual_grad,
+            d.residual_norm,
         )
         data = torch.zeros(cfg.optim.batch_size, 1)  # data-free: only the batch size matters
     student = build_student(cfg, teacher, teacher_meta)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from piddm.errors import PiddmError
+from piddm.pdes.frozen_solve import LinearSolver, frozen_solve
 
 #: The largest supported grid (``S x S`` nodes): 16.7 M nodes per field.
 MAX_RESOLUTION = 4096
@@ -173,6 +174,59 @@ class PDE(ABC):
     def normalised_residual(self, x: torch.Tensor) -> torch.Tensor:
         """``Rn(x) = mean_squared_residual(x) / residual_scale``, ``(B,)``; the training term."""
         return self.mean_squared_residual(x) / self.residual_scale
+
+    # ------------------------------------------------- scale-free physics measures
+    def without_solution(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B, C, S, S)`` with its solution set to zero and its input kept: the field
+        whose residual is the equation's own right-hand side (the *zero field*)."""
+        out = x.clone()
+        out[:, self.solution_channel] = 0
+        return out
+
+    def relative_residual(self, x: torch.Tensor) -> torch.Tensor:
+        """``|R(x)| / |R(x0)|`` per sample, ``(B,)``, over the equation nodes, with ``x0 =
+        without_solution(x)``: 1 for the zero field, 0 for the solver's (docs/concepts.md)."""
+        zero = self.residual_norm(self.without_solution(x))
+        return self.residual_norm(x) / zero.clamp_min(torch.finfo(x.dtype).tiny)
+
+    def residual_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """``|R(x)|``, the 2-norm of the residual map over the equation nodes: ``(B,)``."""
+        mask = self.equation_mask(x.device).to(x.dtype)
+        return (self.residual(x).square() * mask).sum(dim=(-2, -1)).sqrt()
+
+    def linearised_operator(self, x: torch.Tensor) -> LinearSolver:
+        """``P = dR/du`` at the (detached) fields ``x``, as ``P^-1`` / ``P^-T`` on residual maps
+        ``(B, S, S)``; see :mod:`piddm.pdes.frozen_solve`. A PDE without it has no
+        preconditioned residual."""
+        raise PiddmError(f"PDE '{self.name}' defines no preconditioned residual")
+
+    def solution_error(self, x: torch.Tensor) -> torch.Tensor:
+        """``e = P^-1 R(x)`` ``(B, S, S)``, zero off the equation nodes: for linear PDEs exactly
+        ``u - u*``, ``u*`` the solver's solution for ``x``'s own input. Differentiable with
+        ``P`` held fixed (the gradient of ``|e|**2 / 2`` to ``u`` is ``e``)."""
+        self.check_fields(x)
+        e = frozen_solve(self.residual(x), self.linearised_operator(x.detach()))
+        return e * self.equation_mask(x.device).to(e.dtype)
+
+    def preconditioned_residual(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean of ``(P^-1 R(x))**2`` over the equation nodes, ``(B,)``, physical units: the
+        mean squared solution error (exact for linear PDEs, to first order for Burgers)."""
+        mask = self.equation_mask(x.device).to(x.dtype)
+        return self.solution_error(x).square().sum(dim=(-2, -1)) / mask.sum()
+
+    def physics_term(self, x: torch.Tensor, norm: str = "plain") -> torch.Tensor:
+        """The training / inference physics term of physical fields ``x``, ``(B,)``.
+
+        ``plain``: :meth:`normalised_residual` (the paper's ``Rn``); ``preconditioned``:
+        :meth:`preconditioned_residual` over the squared normalisation scale of the solution,
+        i.e. the solution's squared error in the normalised units of the pair regression.
+        """
+        if norm == "plain":
+            return self.normalised_residual(x)
+        if norm == "preconditioned":
+            scale = self.normalisation.scale[self.solution_channel]
+            return self.preconditioned_residual(x) / scale**2
+        raise PiddmError(f"residual norm must be 'plain' or 'preconditioned', got {norm!r}")
 
     def check_fields(self, x: torch.Tensor) -> None:
         """Raise :class:`PiddmError` unless ``x`` has shape ``(B, C, S, S)`` for this PDE."""

@@ -37,6 +37,61 @@ def spatial_operator(v: torch.Tensor, dx: float, nu: float) -> torch.Tensor:
     return (right.square() - left.square()) / (4.0 * dx) - nu * (right - 2.0 * v + left) / dx**2
 
 
+def spatial_jacobian(v: torch.Tensor, dx: float, nu: float) -> torch.Tensor:
+    """``dN/dv`` of :func:`spatial_operator`, dense and periodic: ``(..., S) -> (..., S, S)``."""
+    size = v.shape[-1]
+    eye = torch.eye(size, dtype=v.dtype, device=v.device)
+    ahead = torch.roll(eye, 1, -1)  # ahead[j, j+1] = 1 (periodic)
+    right, left = torch.roll(v, -1, -1), torch.roll(v, 1, -1)
+    upper = right / (2.0 * dx) - nu / dx**2  # dN_j / dv_{j+1}
+    lower = -left / (2.0 * dx) - nu / dx**2  # dN_j / dv_{j-1}
+    return (
+        (2.0 * nu / dx**2) * eye
+        + torch.diag_embed(upper) @ ahead
+        + torch.diag_embed(lower) @ ahead.transpose(-1, -2)
+    )
+
+
+class BurgersOperator:
+    """``P = dR/du`` of the Crank-Nicolson residual with respect to the rows ``u[1..S-1]``
+    (row 0 is the input), at fixed fields ``u`` ``(B, S, S)``: block lower bidiagonal, with
+    ``J_m = dR[m]/du[m] = I/dt + N'(u[m])/2`` on the diagonal and
+    ``C_m = dR[m]/du[m-1] = -I/dt + N'(u[m-1])/2`` below it. ``P^-1`` is forward substitution
+    in time (one linearised implicit step per row), ``P^-T`` backward substitution."""
+
+    def __init__(self, pde: Burgers, u: torch.Tensor) -> None:
+        self.u = u.detach()
+        self.dt, self.dx, self.nu = pde.dt, pde.dx, pde.params["nu"]
+
+    def _blocks(self, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(J_m, C_m)``, each ``(B, S, S)``."""
+        eye = torch.eye(self.u.shape[-1], dtype=self.u.dtype, device=self.u.device)
+        j_m = eye / self.dt + 0.5 * spatial_jacobian(self.u[:, m], self.dx, self.nu)
+        c_m = -eye / self.dt + 0.5 * spatial_jacobian(self.u[:, m - 1], self.dx, self.nu)
+        return j_m, c_m
+
+    def solve(self, r: torch.Tensor) -> torch.Tensor:
+        e = torch.zeros_like(r)
+        for m in range(1, r.shape[-2]):
+            j_m, c_m = self._blocks(m)
+            rhs = r[:, m] if m == 1 else r[:, m] - (c_m @ e[:, m - 1, :, None])[..., 0]
+            e[:, m] = torch.linalg.solve(j_m, rhs)
+        return e
+
+    def solve_transpose(self, g: torch.Tensor) -> torch.Tensor:
+        y = torch.zeros_like(g)
+        last = g.shape[-2] - 1
+        below = None  # C_{m+1} of the row after m
+        for m in range(last, 0, -1):
+            j_m, c_m = self._blocks(m)
+            rhs = g[:, m]
+            if below is not None:
+                rhs = rhs - (below.transpose(-1, -2) @ y[:, m + 1, :, None])[..., 0]
+            y[:, m] = torch.linalg.solve(j_m.transpose(-1, -2), rhs)
+            below = c_m
+        return y
+
+
 @register_pde
 class Burgers(PDE):
     """1-D viscous Burgers on a periodic domain, stored as a space-time image."""
@@ -120,6 +175,15 @@ class Burgers(PDE):
         mask = np.ones((self.resolution, self.resolution), dtype=bool)
         mask[0] = False
         return mask
+
+    def without_solution(self, x: torch.Tensor) -> torch.Tensor:
+        """The zero field of the same initial condition: rows ``1..S-1`` set to 0."""
+        out = x.clone()
+        out[:, :, 1:] = 0
+        return out
+
+    def linearised_operator(self, x: torch.Tensor) -> BurgersOperator:
+        return BurgersOperator(self, x[:, 0])
 
     def residual(self, x: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
         self.check_fields(x)

@@ -7,6 +7,7 @@ Discretisation: conservative 5-point stencil with arithmetic-mean face coefficie
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
@@ -55,6 +56,22 @@ class Darcy(DirichletPDE):
     def admissible_inputs(self, inputs: np.ndarray) -> np.ndarray:
         """Generated permeabilities clipped to ``[a_low, a_high]`` (keeps the operator elliptic)."""
         return np.clip(inputs, self.params["a_low"], self.params["a_high"])
+
+    def operator_coefficient(self, a: torch.Tensor) -> torch.Tensor:
+        """``a`` clipped to ``[a_low, a_high]``, as :meth:`admissible_inputs` does."""
+        return a.clamp(self.params["a_low"], self.params["a_high"])
+
+    def interior_solver(self, a: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``-div(a grad .)`` factorised once per sample (sparse LU, on the CPU)."""
+        coefficients = a.detach().cpu().double().numpy()
+        factors = [factorise(neg_div_a_grad_matrix(c, self.h)) for c in coefficients]
+
+        def solve(rhs: torch.Tensor) -> torch.Tensor:
+            flat = rhs.detach().cpu().double().numpy().reshape(len(factors), -1)
+            out = np.stack([f.solve(v) for f, v in zip(factors, flat, strict=True)])
+            return torch.from_numpy(out.reshape(rhs.shape)).to(rhs)
+
+        return solve
 
     def boundary_weight(self, a: torch.Tensor) -> torch.Tensor:
         return a / self.h**2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import ClassVar
 
@@ -11,6 +12,7 @@ import scipy.sparse.linalg as spla
 import torch
 
 from piddm.pdes.base import PDE, dirichlet_residual_map
+from piddm.pdes.frozen_solve import LinearSolver
 from piddm.pdes.grf import grf2d
 from piddm.pdes.stencil import neg_laplacian_matrix
 
@@ -69,8 +71,64 @@ class DirichletPDE(PDE):
             self.interior_residual(a, u, source), u, self.boundary_weight(a)
         )
 
+    def interior_solver(self, a: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``rhs -> L^-1 rhs`` on the interior ``(B, S-2, S-2)``, where ``L`` is the (symmetric)
+        interior operator of :meth:`interior_residual` for coefficients ``a`` ``(B, S, S)``."""
+        raise NotImplementedError
+
+    def operator_coefficient(self, a: torch.Tensor) -> torch.Tensor:
+        """The coefficient ``(B, S, S)`` whose operator preconditions the residual: ``a``
+        itself unless a PDE must keep its operator invertible (Darcy clips to its phases)."""
+        return a
+
+    def linearised_operator(self, x: torch.Tensor) -> LinearSolver:
+        return DirichletOperator(self, self.operator_coefficient(x[:, 0]))
+
     def pack(self, a: np.ndarray, u_interior: np.ndarray) -> np.ndarray:
         """``(2, S, S)`` float64 field from the coefficient and the interior solution vector."""
         u = np.zeros_like(a)
         u[1:-1, 1:-1] = u_interior.reshape(self.resolution - 2, self.resolution - 2)
         return np.stack([a, u])
+
+
+class DirichletOperator:
+    """``P = dR/du`` of a :class:`DirichletPDE` for fixed coefficients ``a`` ``(B, S, S)``.
+
+    With interior nodes ``I`` and boundary nodes ``b``, the residual map is
+    ``R_I = L_II u_I + L_Ib u_b - f`` and ``R_b = W u_b`` (``W`` the boundary weight), so
+    ``P = [[L_II, L_Ib], [0, W]]`` and ``P^-1 r`` is ``e_b = r_b / W``, then
+    ``e_I = L_II^-1 (r_I - L_Ib e_b)``. ``L_II`` is symmetric; the coupling ``L_Ib`` and its
+    transpose come from the PDE's own stencil (:meth:`DirichletPDE.interior_residual` with zero
+    source, which is linear in ``u``), so no second copy of the discretisation exists.
+    ``a`` is :meth:`DirichletPDE.operator_coefficient` of the field's coefficient: for a
+    generated Darcy permeability outside ``[a_low, a_high]`` (where ``-div(a grad .)`` may be
+    singular) ``P`` is the operator of the clipped one, the solver consistency's choice, and
+    ``P^-1 R`` is no longer exactly ``u - u*``; its only zero is still ``R = 0``.
+    """
+
+    def __init__(self, pde: DirichletPDE, a: torch.Tensor) -> None:
+        self.pde, self.a = pde, a.detach()
+        self.interior_solve = pde.interior_solver(self.a)
+        size = a.shape[-1]
+        frame = torch.ones(size, size, dtype=a.dtype, device=a.device)
+        frame[1:-1, 1:-1] = 0
+        self.frame = frame
+        self.weight = pde.boundary_weight(self.a)
+        self.zero_source = torch.zeros_like(self.a[..., 1:-1, 1:-1])
+
+    def _coupling(self, u: torch.Tensor) -> torch.Tensor:
+        """``L u`` at the interior nodes (no source): ``(B, S, S) -> (B, S-2, S-2)``."""
+        return self.pde.interior_residual(self.a, u, self.zero_source)
+
+    def solve(self, r: torch.Tensor) -> torch.Tensor:
+        e_b = r * self.frame / self.weight
+        e_i = self.interior_solve(r[..., 1:-1, 1:-1] - self._coupling(e_b))
+        return e_b + torch.nn.functional.pad(e_i, (1, 1, 1, 1))
+
+    def solve_transpose(self, g: torch.Tensor) -> torch.Tensor:
+        y_i = self.interior_solve(g[..., 1:-1, 1:-1])
+        with torch.enable_grad():
+            probe = torch.zeros_like(g, requires_grad=True)
+            (coupled,) = torch.autograd.grad(self._coupling(probe), probe, y_i)
+        y_b = (g - coupled) * self.frame / self.weight
+        return y_b + torch.nn.functional.pad(y_i, (1, 1, 1, 1))

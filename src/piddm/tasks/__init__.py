@@ -22,12 +22,14 @@ from piddm.tasks.latent import (
     solve_task,
 )
 from piddm.tasks.masks import (
+    MASK_MODES,
     TASKS,
     Task,
     burgers_sensor_count,
     check_fraction,
     check_task,
     make_mask,
+    task_masks,
     validate_mask,
     validate_observations,
 )
@@ -54,6 +56,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "MASK_MODES",
     "OBS_SUFFIXES",
     "OPTIMIZERS",
     "TASKS",
@@ -76,6 +79,7 @@ __all__ = [
     "read_observations",
     "refine",
     "solve_task",
+    "task_masks",
     "validate_mask",
     "validate_observations",
 ]

@@ -8,7 +8,8 @@ mask ``M`` (``True`` where observed), each latent minimises
     x_mix  = M * x' + (1 - M) * denormalise(G(eps)),
 
 with ``n`` the PDE's normalisation (the data term lives in normalised space), ``Rn`` the
-PDE's normalised mean squared residual of the physical ``x_mix`` (computed in float64), and
+PDE's physics term of the physical ``x_mix`` (computed in float64; ``residual_norm``: the
+normalised mean squared residual, or the preconditioned residual), and
 ``reg`` keeping ``eps`` typical of ``N(0, I)`` in dimension ``d = C S S``:
 
 * projection (default): after every optimiser step each latent is rescaled onto the sphere
@@ -53,6 +54,7 @@ from piddm.tasks.masks import check_fraction, make_mask, validate_mask, validate
 LatentGenerator = Callable[[torch.Tensor], torch.Tensor]
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "lbfgs")
+RESIDUAL_NORMS: tuple[str, ...] = ("plain", "preconditioned")
 #: Largest float32: torch's optimisers take the step size as a float32 scalar.
 FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
@@ -85,7 +87,10 @@ class LatentOptConfig:
     * ``steps``: optimiser steps per latent (0 evaluates ``G`` at the initial latents).
     * ``lr``: Adam learning rate; for L-BFGS the initial step length of its strong-Wolfe line
       search (which then adapts it).
-    * ``lambda_infer``: weight of the normalised residual ``Rn(x_mix)``.
+    * ``lambda_infer``: weight of the physics term ``Rn(x_mix)``.
+    * ``residual_norm``: which physics term: ``plain`` (the paper's normalised mean squared
+      residual) or ``preconditioned`` (the squared solution error ``P^-1 R``; see
+      :meth:`piddm.pdes.PDE.physics_term`).
     * ``ensemble``: latents ``B`` per instance (estimate = mean, uncertainty = std).
     * ``optimizer``: ``"adam"`` or ``"lbfgs"`` (history 10, one line-searched step per step;
       it treats a chunk's summed, separable objective as one problem, and the projection
@@ -116,6 +121,7 @@ class LatentOptConfig:
     batch_size: int = 64
     candidates: int = 256
     solver_members: bool = False
+    residual_norm: str = "plain"
 
     def __post_init__(self) -> None:
         def integer(name: str, value: object, low: int) -> None:
@@ -134,6 +140,11 @@ class LatentOptConfig:
             raise PiddmError(f"lambda_infer must be >= 0, got {self.lambda_infer!r}")
         if not math.isfinite(self.penalty) or self.penalty < 0:
             raise PiddmError(f"penalty must be >= 0, got {self.penalty!r}")
+        if self.residual_norm not in RESIDUAL_NORMS:
+            raise PiddmError(
+                f"unknown residual norm '{self.residual_norm}'; expected one of: "
+                f"{', '.join(RESIDUAL_NORMS)}"
+            )
         if self.optimizer not in OPTIMIZERS:
             raise PiddmError(
                 f"unknown optimizer '{self.optimizer}'; expected one of: {', '.join(OPTIMIZERS)}"
@@ -241,7 +252,7 @@ def _terms(
     n_obs = mask.flatten(1).sum(dim=1).clamp_min(1).to(torch.float64)
     data = ((x - obs_norm).square() * mask).flatten(1).sum(dim=1) / n_obs
     x_mix = torch.where(mask, obs_phys, pde.normalisation.denormalise(x))
-    residual = pde.normalised_residual(x_mix)
+    residual = pde.physics_term(x_mix, config.residual_norm)
     objective = data + config.lambda_infer * residual
     if config.penalty > 0:
         d = eps[0].numel()
@@ -411,7 +422,7 @@ def optimise_latents(
     counted.forward_rows += screened
     if config.solver_members:
         terms.x_mix = _solved(pde, terms.x_mix, rows_obs, rows_mask)
-        terms.residual = pde.normalised_residual(terms.x_mix)
+        terms.residual = pde.physics_term(terms.x_mix, config.residual_norm)
 
     # Ensemble statistics; observed nodes are overwritten by the observations themselves (a
     # mean of B identical float64 values cast back could differ from obs in the last bit).

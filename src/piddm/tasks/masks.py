@@ -15,6 +15,11 @@ and scales the number of columns with the grid: ``max(2, round(5 * S / 128))`` c
 (2 at 16^2 and 32^2, 3 at 64^2, 5 at 128^2), so that a coarse grid keeps the same sensor
 density per unit length as far as an integer count allows, with at least two sensors. The
 observation fraction does not enter this mask (it is still validated).
+
+Mask modes (:func:`task_masks`, ``piddm solve --masks``, bench ``tasks.masks``): ``random``
+is the above; ``diffusionpde`` reproduces DiffusionPDE's fixed point sets
+(:mod:`piddm.tasks.diffusionpde`, docs/diffusionpde.md), which ignore the fraction and the
+generator.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ from piddm.pdes import PDE
 
 Task = Literal["forward", "inverse", "reconstruct"]
 TASKS: tuple[str, ...] = ("forward", "inverse", "reconstruct")
+
+#: How the observed nodes are chosen (:func:`task_masks`).
+MASK_MODES: tuple[str, ...] = ("random", "diffusionpde")
 
 #: Burgers sensor columns at the reference resolution 128 (SPEC section 3).
 BURGERS_SENSORS_AT_128 = 5
@@ -112,6 +120,26 @@ def make_mask(
         raise PiddmError(f"number of instances must be a positive integer, got {n!r}")
     masks = torch.stack([_one_mask(pde, name, value, generator) for _ in range(int(n))])
     return validate_mask(masks, pde)
+
+
+def task_masks(
+    pde: PDE,
+    task: str,
+    fraction: float,
+    generator: torch.Generator,
+    n: int = 1,
+    mode: str = "random",
+) -> torch.Tensor:
+    """Observation masks ``(n, C, S, S)`` of ``task`` in mask ``mode`` (:data:`MASK_MODES`):
+    :func:`make_mask` for ``random``, :func:`piddm.tasks.diffusionpde.diffusionpde_masks`
+    (which ignores ``fraction`` and ``generator``) for ``diffusionpde``."""
+    if mode == "random":
+        return make_mask(pde, task, fraction, generator, n=n)
+    if mode == "diffusionpde":
+        from piddm.tasks.diffusionpde import diffusionpde_masks
+
+        return validate_mask(diffusionpde_masks(pde, check_task(task), n), pde)
+    raise PiddmError(f"unknown mask mode '{mode}'; expected one of: {', '.join(MASK_MODES)}")
 
 
 def validate_mask(mask: torch.Tensor, pde: PDE) -> torch.Tensor:
