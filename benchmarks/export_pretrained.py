@@ -46,10 +46,10 @@ TRAIN_DATA = "4,000 solver samples (seed 0; 200 more held out during training)"
 TEST_DATA = "1,024 held-out solver samples (seed 1)"
 #: Arguments of benchmarks/pretrained_pipeline.sh that trained each shipped pair.
 PIPELINE = {
-    "darcy": "2500 4000 4000",
-    "poisson": "2500 1500 4000",
-    "helmholtz": "2500 500",
-    "burgers": "2500 500",
+    "darcy": "2500 4000 4000 1000",
+    "poisson": "2500 1500 4000 1500",
+    "helmholtz": "2500 500 4000 500",
+    "burgers": "2500 500 4000 500",
 }
 
 
@@ -84,8 +84,15 @@ def export_one(pde: str, role: str, reference: np.ndarray) -> None:
             f"{optim.get('lr_schedule', 'constant')}"
             + (", physics gradient to the solution channel only" if grad == "solution" else "")
             + (f", spread term {spread:g}" if (spread := distill.get("std_weight", 0)) else "")
-            + ")."
+            + f", {distill.get('residual_norm', 'plain')} residual)."
         )
+        if origin := trained.get("train", {}).get("init_from"):
+            if origin == name:  # the previous release's model of the same name
+                origin = f"the previously shipped {name} (the paper's plain residual)"
+            notes.append(
+                f"Stage 2 of 2: {int(metadata['step']):,} steps from the EMA weights of "
+                f"{origin}; steps and training time below are stage 2's."
+            )
     elif trained.get("train", {}).get("init_from"):
         origin = trained["train"]["init_from"]
         if origin == name:  # the previous release's model of the same name

@@ -81,9 +81,10 @@ def pretrained_table() -> list[str]:
 
     cards = {card.name: card for card in read_cards()}
     out = [
-        "| PDE | teacher residual | student residual (ratio) | student MMSE / teacher's "
-        "| student SMSE / teacher's | teacher ms/sample | student ms/sample | speed-up |",
-        "|---|---|---|---|---|---|---|---|",
+        "| PDE | teacher consistency median | student consistency median | teacher / student "
+        "rel. residual median | student MMSE / teacher's | student SMSE / teacher's "
+        "| teacher ms/sample | student ms/sample | speed-up |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for pde in ("darcy", "poisson", "helmholtz", "burgers"):
         t, s = cards.get(f"{pde}-32-teacher"), cards.get(f"{pde}-32-piddm")
@@ -91,8 +92,10 @@ def pretrained_table() -> list[str]:
             continue
         te, se = t.eval, s.eval
         out.append(
-            f"| {pde} | {fmt(te['residual_mean'])} | {fmt(se['residual_mean'])} "
-            f"(1/{te['residual_mean'] / se['residual_mean']:.0f}) "
+            f"| {pde} | {interval(te, 'solver_consistency_median', 100, ' %')} "
+            f"| {interval(se, 'solver_consistency_median', 100, ' %')} "
+            f"| {fmt(te.get('relative_residual_median'))} / "
+            f"{fmt(se.get('relative_residual_median'))} "
             f"| {se['mmse'] / te['mmse']:.2f}x | {se['smse'] / te['smse']:.2f}x "
             f"| {1e3 * t.seconds_per_sample:.1f} | {1e3 * s.seconds_per_sample:.2f} "
             f"| {t.seconds_per_sample / s.seconds_per_sample:.0f}x |"
@@ -347,6 +350,51 @@ def task_table(bench: dict[str, Any]) -> list[str]:
     return out
 
 
+def interval(row: dict[str, Any], key: str, scale: float = 1.0, unit: str = "") -> str:
+    """``value [lo, hi]`` of ``row[key]`` and its 95 % interval ``row[key + '_ci']``."""
+    value, ci = row.get(key), row.get(f"{key}_ci")
+    if value is None:
+        return "-"
+    text = f"{scale * value:.3g}{unit}"
+    return text if ci is None else f"{text} [{scale * ci[0]:.3g}, {scale * ci[1]:.3g}]"
+
+
+PHYSICS_PDES = ("darcy", "poisson", "helmholtz", "burgers")
+
+
+def physics_table() -> list[str]:
+    """Per PDE: the shipped teacher (its model card) and every generator of
+    ``benchmarks/physics_table.py`` (both: 512 samples, seed-7 latents, 1,024 held-out solver
+    samples): consistency and relative residual with their 95 %
+    intervals, the raw residual, MMSE / SMSE / SFD against their floors."""
+    lines = [
+        "| PDE | model | NFE | consistency median [95 %] | consistency mean [95 %] "
+        "| rel. residual median [95 %] | residual mean | MMSE | SMSE | SFD |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    from piddm.export import read_cards
+
+    cards = {card.name: card for card in read_cards()}
+    for pde in PHYSICS_PDES:
+        payload = load(f"{pde}-32-physics.json")
+        teacher = cards.get(f"{pde}-32-teacher")
+        rows = (
+            []
+            if teacher is None
+            else [{"label": "teacher (card)", "nfe": teacher.nfe, **teacher.eval}]
+        )
+        for row in rows + (payload["rows"] if payload else []):
+            lines.append(
+                f"| {pde} | {row['label']} | {row['nfe']} "
+                f"| {interval(row, 'solver_consistency_median', 100, ' %')} "
+                f"| {interval(row, 'solver_consistency', 100, ' %')} "
+                f"| {interval(row, 'relative_residual_median')} | {fmt(row['residual_mean'])} | "
+                + " | ".join(ratio(row[k], row[f"{k}_floor"]) for k in ("mmse", "smse", "sfd"))
+                + " |"
+            )
+    return lines if len(lines) > 2 else []
+
+
 def section(title: str, table: list[str]) -> None:
     """Print ``## title`` and its table, or nothing when the table is empty."""
     if table:
@@ -356,7 +404,11 @@ def section(title: str, table: list[str]) -> None:
 
 def main() -> None:
     pdes = ["darcy", "poisson"]
-    print("## Data generation\n")
+    section(
+        "Physics of the generators: solver consistency, relative residual (32^2, 512 samples)",
+        physics_table(),
+    )
+    print("\n## Data generation\n")
     print("\n".join(data_table()))
     print("\n## Pretrained models shipped in the package (32^2, all four PDEs)\n")
     print("\n".join(pretrained_table()))

@@ -8,8 +8,9 @@ import pytest
 from piddm.data.generate import sample_seed
 from piddm.errors import PiddmError
 from piddm.export import check_residual, denoising_mse, read_cards
+from piddm.metrics import solver_consistency
 from piddm.models import PRETRAINED_DIR, load_pretrained, pretrained_names, resolve_model
-from piddm.sampling import pde_of
+from piddm.sampling import pde_of, sample_checkpoint
 
 PDES = ("darcy", "poisson", "helmholtz", "burgers")
 EXPECTED = sorted(f"{pde}-32-{role}" for pde in PDES for role in ("teacher", "piddm"))
@@ -36,9 +37,13 @@ def test_student_residual_stays_within_its_model_card(name: str) -> None:
     assert metadata["kind"] == "piddm" and pde_of(metadata).name == card.pde
     residual = check_residual(model, metadata, n=card.check["n"])
     assert residual <= TOLERANCE * card.check["residual_mean"], (residual, card.check)
-    # The student is physics-informed: far below its teacher's residual.
+    # Below its teacher's raw residual (a diagnostic: docs/concepts.md, "Physics measures")...
     teacher = CARDS[name.replace("-piddm", "-teacher")]
-    assert residual < teacher.eval["residual_mean"] / 10
+    assert residual < teacher.eval["residual_mean"] / 2
+    # ... and as close to the solver for its own input as its card says.
+    run = sample_checkpoint(model, metadata, 32, seed=7)
+    consistency = float(np.median(solver_consistency(pde_of(metadata), run.fields)))
+    assert consistency <= TOLERANCE * card.eval["solver_consistency_median"], consistency
 
 
 @pytest.mark.parametrize("name", [n for n in EXPECTED if n.endswith("-teacher")])
