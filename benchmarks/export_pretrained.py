@@ -25,6 +25,7 @@ import torch
 from piddm.atomic import atomic_output
 from piddm.checkpoint import load_model, resolve_checkpoint
 from piddm.data.io import read_dataset
+from piddm.distill import residual_norm_of
 from piddm.export import (
     check_residual,
     export_weights,
@@ -84,7 +85,7 @@ def export_one(pde: str, role: str, reference: np.ndarray) -> None:
             f"{optim.get('lr_schedule', 'constant')}"
             + (", physics gradient to the solution channel only" if grad == "solution" else "")
             + (f", spread term {spread:g}" if (spread := distill.get("std_weight", 0)) else "")
-            + f", {distill.get('residual_norm', 'plain')} residual)."
+            + f", {residual_norm_of(metadata)} residual)."
         )
         if origin := trained.get("train", {}).get("init_from"):
             if origin == name:  # the previous release's model of the same name

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from piddm.data.io import read_dataset
+from piddm.distill import residual_norm_of
 from piddm.metrics import evaluate
 from piddm.models import load_any
 from piddm.pdes import get_pde
@@ -43,7 +44,7 @@ def score(
         "label": label,
         "model": model_path,
         "kind": metadata.get("kind"),
-        "residual_norm": distill.get("residual_norm", "plain") if distill else None,
+        "residual_norm": residual_norm_of(metadata) if distill else None,
         "lambda_train": distill.get("lambda_train"),
         "nfe": run.nfe,
         "seconds_per_sample": run.seconds_per_sample,

@@ -45,6 +45,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from piddm.errors import PiddmError
+from piddm.pdes.base import ResidualNorm
 
 #: Accepted values of :attr:`Config.kind`.
 KINDS: tuple[str, ...] = ("teacher", "piddm", "pid")
@@ -234,7 +235,7 @@ class DistillConfig:
     #: ablation); null: ``pairs/`` in the run directory.
     pairs_cache: str | None = None
     residual_grad: Literal["all", "solution"] = "all"
-    residual_norm: Literal["plain", "preconditioned"] = "plain"
+    residual_norm: ResidualNorm = "plain"
     std_weight: float = setting(0.0, check=NON_NEGATIVE)
 
 

@@ -21,6 +21,7 @@ biases them further, by about half the noise floor that already states their sam
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -44,24 +45,28 @@ _BOOTSTRAP_CHUNK = 250  # resamples drawn at once (bounds the memory to 250 x N 
 Interval = list[float] | None
 
 
-def per_sample_residual(pde: PDE, fields: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Mean squared residual of each sample, float64: ``(N, C, S, S) -> (N,)``."""
+def per_sample(
+    measure: Callable[[torch.Tensor], torch.Tensor], fields: np.ndarray, batch_size: int = 256
+) -> np.ndarray:
+    """``measure`` ``(B, C, S, S) -> (B,)`` of each sample, in float64 batches of ``batch_size``:
+    ``(N, C, S, S) -> (N,)``."""
     out = []
     for start in range(0, len(fields), batch_size):
         block = torch.from_numpy(np.asarray(fields[start : start + batch_size], dtype=np.float64))
-        out.append(pde.mean_squared_residual(block).numpy())
+        out.append(measure(block).numpy())
     return np.concatenate(out)
+
+
+def per_sample_residual(pde: PDE, fields: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Mean squared residual of each sample, float64: ``(N, C, S, S) -> (N,)``."""
+    return per_sample(pde.mean_squared_residual, fields, batch_size)
 
 
 def per_sample_relative_residual(pde: PDE, fields: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Relative residual ``|R(x)| / |R(x0)|`` of each sample (:meth:`PDE.relative_residual`,
     ``x0`` the sample with its solution zeroed), float64: ``(N, C, S, S) -> (N,)``. 1 for the
     zero field, round-off for solver data (docs/concepts.md, "Physics measures")."""
-    out = []
-    for start in range(0, len(fields), batch_size):
-        block = torch.from_numpy(np.asarray(fields[start : start + batch_size], dtype=np.float64))
-        out.append(pde.relative_residual(block).numpy())
-    return np.concatenate(out)
+    return per_sample(pde.relative_residual, fields, batch_size)
 
 
 def mean_interval(values: np.ndarray) -> Interval:

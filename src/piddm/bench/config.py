@@ -49,6 +49,8 @@ from piddm.config import (
     setting,
 )
 from piddm.errors import PiddmError
+from piddm.pdes.base import ResidualNorm
+from piddm.tasks.latent import LatentOptConfig
 
 #: Every method of the benchmark, in table order (SPEC section 8).
 METHODS: tuple[str, ...] = (
@@ -144,7 +146,7 @@ class LatentOverrides:
     optimizer: Literal["adam", "lbfgs"] | None = None
     candidates: int | None = setting(None, check=NON_NEGATIVE)
     solver_members: bool | None = None
-    residual_norm: Literal["plain", "preconditioned"] | None = None
+    residual_norm: ResidualNorm | None = None
 
 
 #: The latent-optimisation settings of the tasks (fields of both classes below).
@@ -183,7 +185,7 @@ class TasksConfig:
     optimizer: Literal["adam", "lbfgs"] = "adam"
     candidates: int = setting(0, check=NON_NEGATIVE)
     solver_members: bool = False
-    residual_norm: Literal["plain", "preconditioned"] = "plain"
+    residual_norm: ResidualNorm = LatentOptConfig.residual_norm
     figure_instance: int = setting(0, check=NON_NEGATIVE)
     forward: LatentOverrides | None = None
     inverse: LatentOverrides | None = None

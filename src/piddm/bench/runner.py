@@ -42,7 +42,13 @@ import torch
 from piddm.bench.config import BenchConfig, baseline_overrides, bench_config_to_dict
 from piddm.bench.models import METHOD_MODEL, BenchModel, Log, load_models
 from piddm.errors import PiddmError
-from piddm.metrics import EvalReport
+from piddm.metrics import (
+    EvalReport,
+    mean_interval,
+    per_sample_residual,
+    physics_summary,
+    task_metrics_per_instance,
+)
 from piddm.pdes import PDE
 
 #: The ``piddm eval`` keys, in :class:`piddm.metrics.EvalReport`'s order (task rows fill the
@@ -388,8 +394,6 @@ def task_row(
     mask: torch.Tensor,
     variant: str | None,
 ) -> tuple[dict[str, Any], np.ndarray]:
-    from piddm.metrics import per_sample_residual
-
     ctx.log(f"bench: {task} {method}{f' ({variant})' if variant else ''}, n={len(truth)}")
     outcome = run_task(ctx, method, model, task, truth, mask)
     truth_np = truth.cpu().numpy()
@@ -413,8 +417,6 @@ def task_row_metrics(pde: PDE, estimate: np.ndarray, truth: np.ndarray) -> dict[
     """The metric keys of a task row for estimates and truth ``(N, C, S, S)``: the means of
     :func:`piddm.metrics.task_metrics` with their 95 % intervals over the ``N`` instances, and
     the residual and relative residual of :func:`piddm.metrics.physics_summary`."""
-    from piddm.metrics import mean_interval, physics_summary, task_metrics_per_instance
-
     out: dict[str, Any] = {}
     for key, values in task_metrics_per_instance(pde, estimate, truth).items():
         if key in TASK_METRICS:

@@ -10,7 +10,10 @@ import click
 from piddm.cli import emit_json
 from piddm.commands.options import INT64, SEED, device_option, json_option, model_option
 from piddm.errors import PiddmError
-from piddm.tasks.latent import RESIDUAL_NORMS, LatentOptConfig
+from piddm.pdes.base import RESIDUAL_NORMS
+from piddm.tasks.diffusionpde import diffusionpde_error_rate, observed_count
+from piddm.tasks.latent import LatentOptConfig
+from piddm.tasks.masks import MASK_MODES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,7 +49,7 @@ FIGURES = 3  # instances drawn as figures
 )
 @click.option(
     "--masks",
-    type=click.Choice(["random", "diffusionpde"]),
+    type=click.Choice(MASK_MODES),
     default="random",
     show_default=True,
     help="diffusionpde: DiffusionPDE's fixed point sets of --data's nodes (500 of 128^2 per "
@@ -162,7 +165,6 @@ def command(
         solve_task,
         task_masks,
     )
-    from piddm.tasks.diffusionpde import diffusionpde_error_rate, observed_count
     from piddm.training.distributed import DistInfo, resolve_device
 
     if masks == "diffusionpde":

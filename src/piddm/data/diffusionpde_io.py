@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
+import scipy.io
 
 from piddm.data.diffusionpde import (
     ENCODING_NOTES,
@@ -126,8 +128,6 @@ def read_source(
 def write_mat(path: Path, fields: np.ndarray, pde: str) -> None:
     """Write physical ``fields`` ``(N, 2, S, S)`` of ``pde`` to ``path`` in DiffusionPDE's
     MATLAB 5 layout: its two keys, each ``(N, S, S)`` float64 (``scipy.io.savemat``)."""
-    import scipy.io
-
     key_a, key_u = MAT_KEYS[pde]
     a, u = encode("diffusionpde-mat", pde, fields)
     with open(path, "wb") as handle:
@@ -169,8 +169,6 @@ def _read_mat(
 ) -> tuple[str, np.ndarray, np.ndarray, tuple[str, ...], str]:
     """``(pde, a, u, keys, container)`` with ``a``, ``u`` ``(N, S, S)`` as stored."""
     if kind == "mat5":
-        import scipy.io
-
         try:
             shapes = {name: shape for name, shape, _ in scipy.io.whosmat(str(path))}
         except Exception as exc:  # scipy raises many types for damaged files
@@ -194,8 +192,6 @@ def _read_mat(
 def _read_hdf5(
     path: Path, pde: str | None, limit: int | None
 ) -> tuple[str, np.ndarray, np.ndarray, tuple[str, ...], str]:
-    import h5py
-
     with open(path, "rb") as handle:
         matlab_header = handle.read(6) == b"MATLAB"
     try:

@@ -17,15 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from piddm.atomic import atomic_output, check_output_path
 from piddm.data.diffusionpde import MAT_KEYS, PARAMS, binary_darcy_coefficient
 from piddm.data.diffusionpde_io import read_source, write_mat
 from piddm.data.io import read_dataset, write_dataset
 from piddm.errors import PiddmError
-from piddm.metrics import per_sample_residual, solver_consistency
-from piddm.pdes import PDE, get_pde
+from piddm.metrics import per_sample_relative_residual, per_sample_residual, solver_consistency
+from piddm.pdes import get_pde
 
 #: Samples whose solver consistency the import reports (one solve each; 128^2 Darcy: ~0.1 s).
 CONSISTENCY_SAMPLES = 64
@@ -57,15 +56,6 @@ class ImportReport:
         return asdict(self)
 
 
-def relative_residuals(pde: PDE, fields: np.ndarray) -> np.ndarray:
-    """:meth:`PDE.relative_residual` of each sample ``(N, C, S, S) -> (N,)``, float64."""
-    out = []
-    for start in range(0, len(fields), BATCH):
-        block = torch.from_numpy(np.asarray(fields[start : start + BATCH], dtype=np.float64))
-        out.append(pde.relative_residual(block).numpy())
-    return np.concatenate(out)
-
-
 def import_dataset(
     source: str | Path,
     out: str | Path,
@@ -92,7 +82,7 @@ def import_dataset(
         raise PiddmError(f"{source}: {exc}") from None
     fields = data.fields  # float32: the report measures what the file holds
     residual = per_sample_residual(model, fields, batch_size=BATCH)
-    relative = relative_residuals(model, fields)
+    relative = per_sample_relative_residual(model, fields, batch_size=BATCH)
     checked = min(CONSISTENCY_SAMPLES, len(fields))
     consistency = solver_consistency(model, fields[:checked])
     source_file = str(Path(source).resolve())

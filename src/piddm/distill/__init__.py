@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from piddm.config import DistillConfig
 from piddm.distill.students import PIDOneStep, PIDStudent, one_step_generator
 from piddm.pdes import PDE
 from piddm.sampling import STUDENT_SAMPLERS, BatchSampler
@@ -20,6 +21,12 @@ from piddm.sampling import STUDENT_SAMPLERS, BatchSampler
 #: ``lambda_infer`` of PIDDM-ref when sampling with ``--refine``.
 REFINE_LAMBDA = 1.0
 REFINE_LR = 0.05
+
+
+def residual_norm_of(metadata: dict[str, Any]) -> str:
+    """The physics term a student checkpoint was trained with (``distill.residual_norm``;
+    checkpoints from before the setting existed: its default, the plain residual)."""
+    return str((metadata.get("distill") or {}).get("residual_norm", DistillConfig.residual_norm))
 
 
 def refinement_nfe(steps: int) -> int:
@@ -39,9 +46,11 @@ def student_sampler(
         raise PiddmError("--steps applies to diffusion teachers; students sample in one step")
     generator = one_step_generator(model, metadata)
     # PIDDM-ref descends the physics term the student was trained with.
-    norm = metadata.get("distill", {}).get("residual_norm", "plain")
     config = LatentOptConfig(
-        steps=refine, lr=REFINE_LR, lambda_infer=REFINE_LAMBDA, residual_norm=norm
+        steps=refine,
+        lr=REFINE_LR,
+        lambda_infer=REFINE_LAMBDA,
+        residual_norm=residual_norm_of(metadata),
     )
 
     def run(eps: torch.Tensor) -> torch.Tensor:
@@ -72,5 +81,6 @@ __all__ = [
     "distill",
     "one_step_generator",
     "refinement_nfe",
+    "residual_norm_of",
     "student_sampler",
 ]

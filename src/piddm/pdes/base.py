@@ -16,13 +16,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 import torch
 
 from piddm.errors import PiddmError
 from piddm.pdes.frozen_solve import LinearSolver, frozen_solve
+
+#: The physics terms of :meth:`PDE.physics_term`.
+ResidualNorm = Literal["plain", "preconditioned"]
+RESIDUAL_NORMS: tuple[str, ...] = get_args(ResidualNorm)
 
 #: The largest supported grid (``S x S`` nodes): 16.7 M nodes per field.
 MAX_RESOLUTION = 4096
@@ -226,7 +230,7 @@ class PDE(ABC):
         if norm == "preconditioned":
             scale = self.normalisation.scale[self.solution_channel]
             return self.preconditioned_residual(x) / scale**2
-        raise PiddmError(f"residual norm must be 'plain' or 'preconditioned', got {norm!r}")
+        raise PiddmError(f"residual norm must be one of {', '.join(RESIDUAL_NORMS)}, got {norm!r}")
 
     def check_fields(self, x: torch.Tensor) -> None:
         """Raise :class:`PiddmError` unless ``x`` has shape ``(B, C, S, S)`` for this PDE."""

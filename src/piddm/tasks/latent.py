@@ -48,13 +48,13 @@ from torch import nn
 from piddm.diffusion.utils import randn
 from piddm.errors import PiddmError
 from piddm.pdes import PDE
+from piddm.pdes.base import RESIDUAL_NORMS, ResidualNorm
 from piddm.tasks.masks import check_fraction, make_mask, validate_mask, validate_observations
 
 #: A one-step generator: latents ``(R, C, S, S)`` -> normalised fields ``(R, C, S, S)``.
 LatentGenerator = Callable[[torch.Tensor], torch.Tensor]
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "lbfgs")
-RESIDUAL_NORMS: tuple[str, ...] = ("plain", "preconditioned")
 #: Largest float32: torch's optimisers take the step size as a float32 scalar.
 FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
@@ -121,7 +121,7 @@ class LatentOptConfig:
     batch_size: int = 64
     candidates: int = 256
     solver_members: bool = False
-    residual_norm: str = "plain"
+    residual_norm: ResidualNorm = "plain"
 
     def __post_init__(self) -> None:
         def integer(name: str, value: object, low: int) -> None:

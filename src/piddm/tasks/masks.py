@@ -31,6 +31,7 @@ import torch
 
 from piddm.errors import PiddmError
 from piddm.pdes import PDE
+from piddm.tasks.diffusionpde import diffusionpde_masks
 
 Task = Literal["forward", "inverse", "reconstruct"]
 TASKS: tuple[str, ...] = ("forward", "inverse", "reconstruct")
@@ -136,8 +137,6 @@ def task_masks(
     if mode == "random":
         return make_mask(pde, task, fraction, generator, n=n)
     if mode == "diffusionpde":
-        from piddm.tasks.diffusionpde import diffusionpde_masks
-
         return validate_mask(diffusionpde_masks(pde, check_task(task), n), pde)
     raise PiddmError(f"unknown mask mode '{mode}'; expected one of: {', '.join(MASK_MODES)}")
 
