@@ -24,6 +24,7 @@ import torch
 
 from piddm.atomic import atomic_output
 from piddm.checkpoint import load_model, resolve_checkpoint
+from piddm.config import DistillConfig, OptimConfig
 from piddm.data.io import read_dataset
 from piddm.distill import residual_norm_of
 from piddm.export import (
@@ -78,13 +79,17 @@ def export_one(pde: str, role: str, reference: np.ndarray) -> None:
     trained = metadata.get("config", {})
     if role == "piddm":
         distill, optim = trained.get("distill", {}), trained.get("optim", {})
-        grad = distill.get("residual_grad", "all")
+        grad = distill.get("residual_grad", DistillConfig.residual_grad)
         notes.append(
             f"Distilled from `{pde}-32-teacher` (lambda_train {distill.get('lambda_train'):g}, "
             f"{distill.get('pairs'):,} pairs, lr {optim.get('lr'):g} "
-            f"{optim.get('lr_schedule', 'constant')}"
+            f"{optim.get('lr_schedule', OptimConfig.lr_schedule)}"
             + (", physics gradient to the solution channel only" if grad == "solution" else "")
-            + (f", spread term {spread:g}" if (spread := distill.get("std_weight", 0)) else "")
+            + (
+                f", spread term {spread:g}"
+                if (spread := distill.get("std_weight", DistillConfig.std_weight))
+                else ""
+            )
             + f", {residual_norm_of(metadata)} residual)."
         )
         if origin := trained.get("train", {}).get("init_from"):
@@ -99,9 +104,10 @@ def export_one(pde: str, role: str, reference: np.ndarray) -> None:
         if origin == name:  # the previous release's model of the same name
             origin = f"piddm 0.1.0's pretrained {name} (2,500 steps of this config)"
         optim = trained["optim"]
+        schedule = optim.get("lr_schedule", OptimConfig.lr_schedule)
         notes.append(
             f"Stage 2 of 2: {int(metadata['step']):,} steps from the EMA weights of {origin}, "
-            f"lr {optim['lr']:g} with a {optim.get('lr_schedule', 'constant')} decay, EMA "
+            f"lr {optim['lr']:g} with a {schedule} decay, EMA "
             f"ramp-up {optim.get('ema_rampup')}; steps and training time below are stage 2's."
         )
     source = {

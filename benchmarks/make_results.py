@@ -1,16 +1,21 @@
-"""Render the tables of benchmarks/RESULTS.md from the JSON files in benchmarks/results/.
+"""Render benchmarks/RESULTS.md (the headline tables) and the tables of benchmarks/LOG.md
+from the JSON files in benchmarks/results/.
 
-Usage: python benchmarks/make_results.py > /tmp/tables.md
+Usage: python benchmarks/make_results.py          # rewrites benchmarks/RESULTS.md
+       python benchmarks/make_results.py --log > /tmp/tables.md   # LOG.md's tables
 
-Every number in RESULTS.md comes from a JSON file written by a command listed there; this
+Every number in both pages comes from a JSON file written by a command listed there; this
 script only formats them, so the tables cannot drift from the measurements.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
+
+from piddm.export import read_cards
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -77,8 +82,6 @@ def teacher_table(pdes: list[str]) -> list[str]:
 
 def pretrained_table() -> list[str]:
     """Teacher vs PIDDM student of every shipped model, from the model cards."""
-    from piddm.export import read_cards
-
     cards = {card.name: card for card in read_cards()}
     out = [
         "| PDE | teacher consistency median | student consistency median | teacher / student "
@@ -372,8 +375,6 @@ def physics_table() -> list[str]:
         "| rel. residual median [95 %] | residual mean | MMSE | SMSE | SFD |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    from piddm.export import read_cards
-
     cards = {card.name: card for card in read_cards()}
     for pde in PHYSICS_PDES:
         payload = load(f"{pde}-32-physics.json")
@@ -402,7 +403,8 @@ def section(title: str, table: list[str]) -> None:
         print("\n".join(table))
 
 
-def main() -> None:
+def log_tables() -> None:
+    """Print every table of benchmarks/LOG.md."""
     pdes = ["darcy", "poisson"]
     section(
         "Physics of the generators: solver consistency, relative residual (32^2, 512 samples)",
@@ -459,5 +461,161 @@ def main() -> None:
             )
 
 
+#: The headline metric of each task: the field a user asks for (Darcy's inverse problem is
+#: scored by its threshold error rate, as DiffusionPDE scores it).
+HEADLINE_METRIC = {
+    ("darcy", "forward"): ("rel_l2_solution", "rel. L2 of u"),
+    ("darcy", "inverse"): ("error_rate", "error rate of a"),
+    ("poisson", "forward"): ("rel_l2_solution", "rel. L2 of u"),
+    ("poisson", "inverse"): ("rel_l2_coefficient", "rel. L2 of f"),
+}
+#: Physics table of the headline: models shown per PDE, in this order (labels of
+#: benchmarks/physics_table.py's rows; the teacher comes from its card).
+HEADLINE_MODELS = ("teacher (card)", "lambda0", "plain", "preconditioned")
+
+
+def mean_with_interval(row: dict[str, Any], key: str, scale: float = 1.0, unit: str = "") -> str:
+    """``m ± h`` (``h`` the half-width of the 95 % interval ``row[key + '_ci']``) or ``m``."""
+    value, ci = row.get(key), row.get(f"{key}_ci")
+    if value is None:
+        return "-"
+    text = f"{scale * value:.3g}"
+    if ci is not None:
+        text += f" ± {scale * (ci[1] - ci[0]) / 2:.2g}"
+    return text + unit
+
+
+def headline_physics() -> list[str]:
+    """Teacher against its students per PDE: consistency and relative residual with their
+    95 % intervals, MMSE / SMSE against their noise floors."""
+    lines = [
+        "| PDE | model | NFE | consistency median [95 %] | rel. residual median [95 %] "
+        "| MMSE (x floor) | SMSE (x floor) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    cards = {card.name: card for card in read_cards()}
+    for pde in PHYSICS_PDES:
+        payload = load(f"{pde}-32-physics.json") or {"rows": []}
+        teacher = cards.get(f"{pde}-32-teacher")
+        rows = {r["label"]: r for r in payload["rows"]}
+        if teacher is not None:
+            rows["teacher (card)"] = {"nfe": teacher.nfe, **teacher.eval}
+        for name in HEADLINE_MODELS:
+            if name not in rows:
+                continue
+            row = rows[name]
+            shipped = " (shipped)" if name == "preconditioned" else ""
+            lines.append(
+                f"| {pde} | {name}{shipped} | {row['nfe']} "
+                f"| {interval(row, 'solver_consistency_median', 100, ' %')} "
+                f"| {interval(row, 'relative_residual_median')} | "
+                + " | ".join(ratio(row[k], row[f"{k}_floor"]) for k in ("mmse", "smse"))
+                + " |"
+            )
+    return lines
+
+
+def headline_tasks() -> list[str]:
+    """Per PDE and task: the headline error of PIDDM, of DiffusionPDE and of the best other
+    baseline (each ± its 95 % half-width where the bench recorded one), the classical MAP
+    and the Bayes floor where computed, and the seconds per instance."""
+    lines = [
+        "| PDE | task | metric | PIDDM (s / inst.) | DiffusionPDE (s / inst.) "
+        "| best other baseline | PDE-constrained MAP | Bayes floor |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (pde, task), (key, name) in HEADLINE_METRIC.items():
+        bench = load(f"{pde}-32.json")
+        if not bench:
+            continue
+        rows = [
+            r
+            for r in bench["rows"]
+            if r["task"] == task and r.get("supported", True) and not r.get("variant")
+        ]
+
+        def cell(row: dict[str, Any] | None, key: str = key) -> str:
+            if row is None or row.get(key) is None:
+                return "-"
+            return (
+                f"{mean_with_interval(row, key, 100, ' %')} "
+                f"({row['seconds_per_sample']:.2g} s, n={row['n']})"
+            )
+
+        by_method = {r["method"]: r for r in rows}
+        others = [
+            r
+            for r in rows
+            if r["method"] not in ("piddm-1", "diffusionpde") and r.get(key) is not None
+        ]
+        best = min(others, key=lambda r: r[key], default=None)
+        best_text = "-" if best is None else f"{best['method']}: {cell(best)}"
+        map_text = "-"
+        if (pde, task) == ("darcy", "inverse") and (study := load("darcy-32-inverse-map.json")):
+            best_map = min(study["rows"], key=lambda r: r[key])
+            map_text = (
+                f"{100 * best_map[key]:.3g} % ({best_map['seconds_per_instance']:.2g} s, "
+                f"n={study['n']})"
+            )
+        floor = task_floor(pde, task, bench["config"]["tasks"]["obs_fraction"])
+        lines.append(
+            f"| {pde} | {task} | {name} | {cell(by_method.get('piddm-1'))} "
+            f"| {cell(by_method.get('diffusionpde'))} | {best_text} | {map_text} "
+            f"| {'-' if floor is None else f'{100 * floor:.3g} %'} |"
+        )
+    return lines
+
+
+HEADER = """\
+# Benchmark results: the headline
+
+Measured on the project's 2-core CPU machine (no GPU) at 32^2. Every table is rendered by
+`python benchmarks/make_results.py` from the JSON files in `benchmarks/results/`; the command
+behind each file, the sweeps that chose every setting, the learning curves, the teachers' and
+the data's tables and the notes on what was tried are on the log page,
+[LOG.md](LOG.md). Measures are defined in [docs/concepts.md](../docs/concepts.md),
+"Metrics" and "Physics measures"; intervals are 95 % (normal approximation for means,
+seeded bootstrap for medians) over samples or instances.
+"""
+
+PHYSICS_NOTE = """\
+512 samples of the seed-7 latents against 1,024 held-out solver samples. Consistency:
+`|u - u*| / |u*|`, `u*` the solver's solution for the sample's own coefficient (initial
+condition); relative residual: `|R(x)| / |R(x0)|` (1 for the zero solution, 0 for the
+solver's). "plain": the paper's residual term; "preconditioned": fine-tuned with the
+preconditioned residual `P^-1 R` (`distill.residual_norm: preconditioned`); "lambda=0": no
+physics term. Command: `python benchmarks/physics_table.py PDE LABEL=RUN ... --reference
+data/PDE-32-test.h5 --out benchmarks/results/PDE-32-physics.json` (LOG.md, "Physics").
+"""
+
+TASKS_NOTE = """\
+100 held-out instances (10 for DiffusionPDE, D-Flow; 50 for PID), 3 % of the nodes observed,
+the same masks for every method; an error is the mean over instances in percent, with the
+half-width of its 95 % interval where the bench recorded one. Command: `piddm bench --config
+configs/bench-PDE-32-cpu.yaml --out benchmarks/results/PDE-32.json` (full tables: LOG.md).
+The MAP is `benchmarks/darcy_inverse_map.py` (the solver, its adjoint and the data's own
+prior); the Bayes floors are `benchmarks/bayes_bound.py` (Poisson: the exact Gaussian
+posterior) and `benchmarks/darcy_forward_floor.py` (posterior sampling).
+"""
+
+
+def headline() -> str:
+    """The text of benchmarks/RESULTS.md."""
+    parts = [HEADER, "## Do generated fields agree with the solver?\n"]
+    parts += ["\n".join(headline_physics()), "", PHYSICS_NOTE]
+    parts += ["## Forward and inverse problems (3 % observed)\n"]
+    parts += ["\n".join(headline_tasks()), "", TASKS_NOTE]
+    return "\n".join(parts)
+
+
+def main(argv: list[str]) -> None:
+    if argv == ["--log"]:
+        log_tables()
+        return
+    if argv:
+        raise SystemExit("usage: python benchmarks/make_results.py [--log]")
+    (Path(__file__).parent / "RESULTS.md").write_text(headline())
+
+
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 from piddm.bench.config import bench_config_from_dict
 from piddm.bench.runner import run_bench
+from piddm.config import read_yaml
 
 
 def task_rows(raw: dict, fraction: float, n: int, out_dir: Path) -> list[dict]:
@@ -74,7 +74,7 @@ def main() -> None:
     config_path = args.config or Path(f"configs/bench-{args.pde}-32-cpu.yaml")
     suffix = "-solver-members" if args.solver_members else ""
     out = args.out or Path(f"benchmarks/results/{args.pde}-32-observation-count{suffix}.json")
-    raw = yaml.safe_load(config_path.read_text())
+    raw = read_yaml(config_path, "bench config")
     if args.model:
         raw["models"] = {"piddm": args.model}
     if args.tasks:

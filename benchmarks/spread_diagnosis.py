@@ -13,21 +13,20 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import torch
 
 from piddm.data import read_dataset
+from piddm.metrics import _normalised, moment_errors
 
 
 def main() -> None:
     samples, reference = read_dataset(sys.argv[1]), read_dataset(sys.argv[2])
     pde = reference.pde
-
-    def normalised(fields: np.ndarray) -> np.ndarray:
-        return pde.normalisation.normalise(torch.from_numpy(fields.astype(np.float64))).numpy()
-
-    gap = normalised(samples.fields).std(axis=0) - normalised(reference.fields).std(axis=0)
+    # The normalised units of piddm.metrics.evaluate's SMSE.
+    gen, ref = _normalised(pde, samples.fields), _normalised(pde, reference.fields)
+    gap = gen.std(axis=0) - ref.std(axis=0)
     for c, name in enumerate(pde.channels):
-        print(f"{name}: mean std gap {gap[c].mean():+.4f}, SMSE {np.mean(gap[c] ** 2):.3g}")
+        smse = moment_errors(gen[:, c], ref[:, c])[1]
+        print(f"{name}: mean std gap {gap[c].mean():+.4f}, SMSE {smse:.3g}")
     if "a_low" in pde.params:
         low, high = pde.params["a_low"], pde.params["a_high"]
         a = samples.fields[:, pde.coefficient_channel]

@@ -6,9 +6,10 @@ Usage:
         --setting ensemble=8,steps=100,lr=0.05 --out benchmarks/results/darcy-32-forward-sweep.json
 
 Each ``--setting`` is a comma-separated list of :class:`piddm.tasks.LatentOptConfig` fields
-(``ensemble``, ``candidates``, ``steps``, ``lr``, ``lambda_infer``, ``optimizer``, ``penalty``);
-the others keep the first bench's values (ensemble 4, no screening, 50 Adam steps, lr 0.05,
-lambda_infer 1). Every setting
+(``ensemble``, ``candidates``, ``steps``, ``lr``, ``lambda_infer``, ``optimizer``, ``penalty``,
+...; the values read as ``piddm train --set`` reads them); the others keep the first bench's
+values (ensemble 4, 50 Adam steps, lr 0.05, lambda_infer 1), the rest ``LatentOptConfig``'s
+(among them 256 screened draws). Every setting
 solves the same first N instances of --data (the teacher's *training* data: the bench scores
 the held-out instances, so settings picked here are not tuned on what they are scored on)
 under the same masks (3 % random observations by default) and initial latents. Reports the
@@ -23,19 +24,22 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 import torch
 
+from piddm.config import parse_overrides, replace_settings
 from piddm.data import read_dataset
+from piddm.distill import one_step_generator
+from piddm.errors import PiddmError
 from piddm.metrics import task_metrics
 from piddm.models import load_any
 from piddm.pdes import PDE
 from piddm.sampling import pde_of
-from piddm.tasks import LatentOptConfig, make_mask, one_step, solve_task
+from piddm.tasks import LatentOptConfig, make_mask, solve_task
 
 Settings = TypeVar("Settings")
 
@@ -44,18 +48,12 @@ BENCH_SETTINGS = LatentOptConfig(ensemble=4, steps=50, lr=0.05, lambda_infer=1.0
 
 def replace_fields(defaults: Settings, text: str) -> Settings:
     """``"ensemble=8,steps=100"`` -> the dataclass ``defaults`` with those fields replaced,
-    each value converted by its field's annotation (bool, int, str, else float)."""
-    types = {f.name: str(f.type) for f in fields(defaults)}
-    changes: dict[str, object] = {}
-    for item in text.split(","):
-        name, _, value = item.partition("=")
-        if name not in types:
-            raise SystemExit(f"--setting: unknown field {name!r}; known: {', '.join(types)}")
-        if types[name] == "bool":
-            changes[name] = value.lower() in ("1", "true", "yes")
-        else:
-            changes[name] = {"int": int, "str": str}.get(types[name], float)(value)
-    return replace(defaults, **changes)
+    read and checked as ``--set`` values are (:func:`piddm.config.parse_overrides`)."""
+    try:
+        changes = parse_overrides(text.split(","), "--setting", "steps=100")
+        return replace_settings(defaults, changes, "--setting")
+    except PiddmError as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 def parse_setting(text: str) -> LatentOptConfig:
@@ -88,7 +86,7 @@ def main() -> None:
     torch.set_num_threads(1)
     student, meta = load_any(args.model)
     pde = pde_of(meta)
-    generator = one_step(student.eval().requires_grad_(False))
+    generator = one_step_generator(student.eval().requires_grad_(False), meta)
     truth = torch.from_numpy(read_dataset(args.data, limit=args.n).fields.astype(np.float64))
     mask = make_mask(
         pde, args.task, args.fraction, torch.Generator().manual_seed(args.seed), n=args.n

@@ -7,6 +7,7 @@ import json
 import zipfile
 from pathlib import Path
 
+import h5py
 import pytest
 import torch
 
@@ -265,3 +266,21 @@ def test_a_training_state_without_a_hash_still_loads(tmp_path: Path, trained_lik
     old = tmp_path / "old.pt"
     torch.save({"format": "piddm-training-state", "step": 4, "model": model.state_dict()}, old)
     assert load_training_state(old)["step"] == 4
+
+
+def test_a_dataset_passed_as_model_is_named_for_what_it_is(
+    tmp_path: Path, darcy16_dataset: Path, capsys
+):
+    """Not "header too large": the error says the file is a dataset and what --model takes."""
+    line = cli_user_error(
+        capsys, "sample", "--model", str(darcy16_dataset), "--n", "1",
+        "--out", str(tmp_path / "s.h5"),
+    )  # fmt: skip
+    assert f"{darcy16_dataset} is a piddm dataset" in line
+    assert "--model takes a .safetensors checkpoint, a run directory or a pretrained name" in line
+    assert not (tmp_path / "s.h5").exists()
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as handle:
+        handle["x"] = [1.0]
+    with pytest.raises(PiddmError, match=r"other.h5 is an HDF5 file, not a model checkpoint"):
+        load_model(other)

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import yaml
 
+from piddm.bench.config import BuildConfig, GenerateConfig, TasksConfig
 from piddm.config import (
     Config,
     DataConfig,
+    DiffusionConfig,
+    DistillConfig,
+    NetConfig,
+    OptimConfig,
     PDEConfig,
     config_from_dict,
     config_to_dict,
     load_config,
+    parse_overrides,
+    replace_settings,
 )
 from piddm.errors import PiddmError
+from piddm.nets import UNetConfig
+from piddm.tasks import LatentOptConfig
+from piddm.tasks.latent import REFINE_CONFIG
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 CONFIG_FILES = [p for p in sorted(CONFIG_DIR.glob("*.yaml")) if not p.name.startswith("bench-")]
@@ -246,3 +257,46 @@ def test_deeply_nested_yaml_is_a_config_error(tmp_path: Path):
     deep.write_text("[" * 5000)
     with pytest.raises(PiddmError, match="nested too deeply"):
         load_config(deep)
+
+
+def test_net_section_is_the_unet_config():
+    """One definition: the ``net`` keys are ``UNetConfig``'s fields with its defaults, and a
+    section builds the network's config, with the PDE's channels where it names none."""
+    assert [f.name for f in dataclasses.fields(NetConfig)] == [
+        f.name for f in dataclasses.fields(UNetConfig)
+    ]
+    assert NetConfig().unet(2) == UNetConfig(in_channels=2)
+    net = config_from_dict(minimal(net={"base_channels": 16, "channel_mult": [1, 2]})).net
+    assert net.unet(2) == UNetConfig(in_channels=2, base_channels=16, channel_mult=(1, 2))
+    assert NetConfig(in_channels=3, out_channels=1).unet(2).out_channels == 1
+
+
+def test_bench_settings_default_to_their_one_definition():
+    """A bench setting left unset is the library's: the latent optimisation's, PIDDM-ref's,
+    the teacher's sampler's and the student's."""
+    tasks = TasksConfig()
+    for name in ("ensemble", "steps", "lr", "lambda_infer", "optimizer", "candidates"):
+        assert getattr(tasks, name) == getattr(LatentOptConfig(), name), name
+    assert tasks.solver_members == LatentOptConfig().solver_members
+    assert tasks.residual_norm == LatentOptConfig().residual_norm
+    assert GenerateConfig().refine_steps == REFINE_CONFIG.steps
+    assert GenerateConfig().teacher_steps == DiffusionConfig().steps
+    assert BuildConfig(cache_dir="c", teacher_config="t").lambda_train == (
+        DistillConfig().lambda_train
+    )
+
+
+def test_command_line_overrides_are_read_as_yaml_and_checked():
+    overrides = parse_overrides(["optim.lr=1e-3", "train.steps=10", "net.attention=false"])
+    assert overrides == {"optim.lr": "1e-3", "train.steps": 10, "net.attention": False}
+    with pytest.raises(PiddmError, match=r"--set expects KEY=VALUE \(e.g. optim.lr=1e-3\)"):
+        parse_overrides(["steps"])
+    with pytest.raises(PiddmError, match="--set x: cannot parse value"):
+        parse_overrides(["x=[1"])
+    optim = replace_settings(OptimConfig(), {"lr": "1e-3", "batch_size": 8.0}, "optim")
+    assert optim == dataclasses.replace(OptimConfig(), lr=1e-3, batch_size=8)
+    assert isinstance(optim.batch_size, int)
+    with pytest.raises(PiddmError, match="did you mean 'lr'"):
+        replace_settings(OptimConfig(), {"lrr": 1}, "optim")
+    with pytest.raises(PiddmError, match="config optim.lr: expected a positive number"):
+        replace_settings(OptimConfig(), {"lr": -1}, "optim")

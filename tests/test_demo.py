@@ -54,6 +54,13 @@ def test_demo_prints_its_tables_and_writes_readable_figures(tmp_path: Path) -> N
     assert [t["task"] for t in report["tasks"]] == ["forward", "inverse"]
     for task in report["tasks"]:
         assert 0 <= task["rel_l2_solution"] < 1.0 and 0 <= task["error_rate"] <= 1
+        # Darcy has no exact posterior: the yardstick is the prior mean's error
+        assert task["yardstick"] == "prior_mean_error" and "bayes_floor" not in task
+        guess = task["prior_mean_error"]
+        assert 0.1 < guess["rel_l2_solution"] < 1.0 and 0.2 < guess["error_rate"] < 0.8
+    assert [t["observed"] for t in report["tasks"]] == ["3 % of a", "3 % of u"]
+    # each PDE writes to its own directory under --out
+    assert all(Path(f).parent == out / "darcy" for f in report["figures"])
     names = sorted(Path(f).name for f in report["figures"])
     assert names == ["forward.png", "inverse.png", "student-samples.png", "teacher-samples.png"]
     for figure in report["figures"]:
@@ -81,6 +88,10 @@ def test_demo_prints_its_tables_and_writes_readable_figures(tmp_path: Path) -> N
         "vs",
         "teacher",
     ]
+    for task in report["tasks"]:  # "forward  3 % of a  37.8% [54.5%]  13.1% [27.3%] ..."
+        line = next(x for x in text.stdout.splitlines() if x.split()[:1] == [task["task"]])
+        assert line.count("[") == 3, line
+    assert "[in brackets] prior mean" in text.stdout
     student_line = next(line for line in text.stdout.splitlines() if "PIDDM student" in line)
     cells = student_line.split()[-4:]  # consistency, rel. res., residual, vs teacher
     assert float(cells[0]) == float(f"{student['solver_consistency_median']:.3g}")
@@ -103,3 +114,26 @@ def test_demo_refuses_bad_settings_with_one_line(tmp_path: Path) -> None:
         assert proc.returncode == 2, (args, proc.stderr)
         assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
     assert a_file.read_text() == "x"
+
+
+def test_burgers_demo_solves_from_its_initial_condition_and_sensors(tmp_path: Path) -> None:
+    """Burgers' own tasks: the forward problem observes the whole initial condition (so its
+    input's error is 0), the inverse one sensor columns; both against the zero guess."""
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        piddm_command("demo", "--pde", "burgers", "--out", str(out), "--json", *TINY),
+        capture_output=True,
+        text=True,
+        env=SUBPROCESS_ENV,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    forward, inverse = json.loads(proc.stdout)["tasks"]
+    assert forward["observed"] == "u(x, 0), all 32 x"
+    assert forward["observed_fraction"] == 1 / 32 and forward["rel_l2_coefficient"] == 0.0
+    assert inverse["observed"] == "2 sensors x all t"
+    assert inverse["observed_fraction"] == 2 / 32
+    for task in (forward, inverse):
+        assert task["yardstick"] == "prior_mean_error"
+        assert 0.8 < task["prior_mean_error"]["rel_l2_solution"] < 1.0
+    assert (out / "burgers" / "forward.png").is_file() and not (out / "forward.png").exists()

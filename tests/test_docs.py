@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 import subprocess
 import sys
 import textwrap
@@ -129,3 +130,110 @@ def test_check_mode_names_stale_pages_and_the_script_rewrites_them(tmp_path: Pat
     rewrite = script()
     assert rewrite.returncode == 0 and rewrite.stdout.strip() == f"wrote {tmp_path / 'errors.md'}"
     assert (tmp_path / "errors.md").read_text() == (ROOT / "docs" / "errors.md").read_text()
+
+
+# ----------------------------------------------------------------------------- citations
+#: The internal design document's name, built from pieces so that this file does not mention it.
+INTERNAL_DOC = "SP" + "EC"
+#: Where the package's own text lives: every file a user of the package can read.
+TEXT_ROOTS = ("src", "docs", "configs", "tests")
+#: A citation ``docs/<page>.md, "<heading>"`` (more headings: ``, "<h2>"`` or `` and "<h2>"``).
+CITATION = re.compile(r'docs/([\w.-]+\.md),\s+((?:"[^"]+"(?:,\s*|\s+and\s+)?)+)')
+HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$")
+
+
+def text_files() -> list[Path]:
+    """README.md and every text file under :data:`TEXT_ROOTS` (tracked or new), skipping
+    build output (``__pycache__``, ``*.egg-info``) and binary files."""
+    files = [ROOT / "README.md"]
+    for root in TEXT_ROOTS:
+        for path in sorted((ROOT / root).rglob("*")):
+            parts = path.relative_to(ROOT).parts
+            if not path.is_file() or any(
+                p == "__pycache__" or p.endswith(".egg-info") for p in parts
+            ):
+                continue
+            if b"\0" not in path.read_bytes()[:8192]:
+                files.append(path)
+    return files
+
+
+def joined(text: str) -> str:
+    """``text`` as one line: line breaks, indentation and comment markers (``#``, ``#:``) at
+    line starts become one space, so a citation wrapped over lines reads as one."""
+    return re.sub(r"\n[ \t]*(?:#:?[ \t]*)?", " ", text)
+
+
+def headings(page: Path) -> set[str]:
+    """The headings of a Markdown page outside code fences, each also without its leading
+    section number (``1. ``), its trailing parenthesis (``Metrics (`piddm.metrics`)``) or both."""
+    found: set[str] = set()
+    fenced = False
+    for line in page.read_text().splitlines():
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+            continue
+        match = None if fenced else HEADING.match(line)
+        if match:
+            title = match.group(1)
+            unnumbered = re.sub(r"^\d+(\.\d+)*\.?\s+", "", title)
+            for variant in (title, unnumbered):
+                found.update({variant, re.sub(r"\s*\([^()]*\)$", "", variant)})
+    return found
+
+
+def citations(text: str) -> list[tuple[str, str]]:
+    """``(page, heading)`` of every ``docs/<page>.md, "<heading>"`` citation in ``text``."""
+    found = []
+    for match in CITATION.finditer(joined(text)):
+        for heading in re.findall(r'"([^"]+)"', match.group(2)):
+            found.append((match.group(1), " ".join(heading.split())))
+    return found
+
+
+def test_no_file_cites_the_internal_design_document() -> None:
+    word = re.compile(rf"\b{INTERNAL_DOC}\b")
+    hits = []
+    for path in text_files():
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if word.search(line):
+                hits.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not hits, "cite docs/ pages instead (e.g. docs/method.md):\n" + "\n".join(hits)
+
+
+def test_citations_name_an_existing_page_and_heading() -> None:
+    broken = []
+    count = 0
+    for path in text_files():
+        for page, heading in citations(path.read_text(errors="replace")):
+            count += 1
+            target = ROOT / "docs" / page
+            if not target.is_file():
+                broken.append(f"{path.relative_to(ROOT)}: docs/{page} does not exist")
+            elif heading not in headings(target):
+                broken.append(f'{path.relative_to(ROOT)}: docs/{page} has no heading "{heading}"')
+    assert not broken, "\n".join(broken)
+    assert count > 40  # the parser finds the package's citations (one per line at least)
+
+
+def test_citation_parser() -> None:
+    text = textwrap.dedent(
+        '''
+        """Loss (docs/method.md, "PIDDM student" and "PID student"); masks (docs/method.md,
+        "Observation masks"), metrics (docs/concepts.md, "Metrics", "Physics
+        measures")."""
+        # a comment (docs/method.md,
+        # "CPU sizing")
+        '''
+    )
+    assert citations(text) == [
+        ("method.md", "PIDDM student"),
+        ("method.md", "PID student"),
+        ("method.md", "Observation masks"),
+        ("concepts.md", "Metrics"),
+        ("concepts.md", "Physics measures"),
+        ("method.md", "CPU sizing"),
+    ]
+    assert {"Metrics", "Physics measures", "Preconditioned residual"} <= headings(
+        ROOT / "docs" / "concepts.md"
+    )

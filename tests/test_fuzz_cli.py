@@ -35,7 +35,7 @@ from conftest import make_dataset, tiny_config_dict
 from piddm.checkpoint import save_weights
 from piddm.cli import main
 from piddm.config import config_from_dict
-from piddm.pdes import get_pde
+from piddm.pdes import PDE_REGISTRY, available_pdes, get_pde
 from piddm.training.teacher import build_teacher, teacher_metadata
 
 # ------------------------------------------------------------------ the property
@@ -357,12 +357,14 @@ test_fuzz_train_config_files_many = pytest.mark.slow(_config_test(SLOW))
 
 # ------------------------------------------------------------------ command flags
 
-PDE_NAMES = st.one_of(st.sampled_from(["darcy", "poisson", "helmholtz", "burgers"]), GARBAGE)
+PDE_NAMES = st.one_of(st.sampled_from(available_pdes()), GARBAGE)
+#: Every registered PDE's parameter names, and two that no PDE has.
+PARAM_NAMES = sorted({key for cls in PDE_REGISTRY.values() for key in cls.default_params})
 PARAMS = st.lists(
     st.one_of(
         st.builds(
             "{}={}".format,
-            st.sampled_from(["k", "nu", "ic_scale", "a_low", "a_high", "forcing", "bogus", ""]),
+            st.sampled_from([*PARAM_NAMES, "bogus", ""]),
             st.one_of(EDGE_NUMBERS.map(repr), float_flag(st.floats(0.1, 20))),
         ),
         GARBAGE,
@@ -374,7 +376,7 @@ PARAMS = st.lists(
 def _data_generate_test(profile: settings) -> Callable:
     @profile
     @given(
-        pde=mostly(st.sampled_from(["darcy", "poisson", "helmholtz", "burgers"]), GARBAGE),
+        pde=mostly(st.sampled_from(available_pdes()), GARBAGE),
         flags=options(
             resolution=required(int_flag(st.integers(8, 20))),
             n=required(int_flag(st.integers(1, 3))),

@@ -59,7 +59,7 @@ def test_spectral_features_shape() -> None:
     assert spectral_features(np.zeros((5, 2, 16, 16))).shape == (5, 2 * 64)
 
 
-@pytest.mark.parametrize("name", ["darcy", "poisson", "burgers"])
+@pytest.mark.parametrize("name", available_pdes())
 def test_solver_consistency_is_zero_on_solver_data_and_positive_on_wrong_fields(name: str) -> None:
     pde = get_pde(name, 16)
     data = solver_set(name, 3)
@@ -132,6 +132,24 @@ def test_task_metrics_are_means_of_the_per_instance_values() -> None:
     assert means["rel_l2_solution"] == pytest.approx(0.2375)
     assert means["residual_mean"] == pytest.approx(per["residual"].mean())
     assert task_metrics_per_instance(get_pde("poisson", 16), truth, truth)["error_rate"] is None
+
+
+@pytest.mark.parametrize("name", available_pdes())
+def test_error_rate_follows_the_pde_threshold(name: str) -> None:
+    """A PDE with a two-valued coefficient declares its threshold (Darcy: 7.5, between its
+    phases); every other PDE gets no error rate."""
+    pde = get_pde(name, 16)
+    truth = solver_set(name, 2)
+    rate = task_metrics_per_instance(pde, truth, truth)["error_rate"]
+    if pde.threshold is None:
+        assert rate is None
+    else:
+        np.testing.assert_array_equal(rate, 0.0)
+        mirrored = truth.copy()  # the coefficient reflected about the threshold: all wrong
+        c = pde.coefficient_channel
+        mirrored[:, c] = 2.0 * pde.threshold - truth[:, c]
+        mirrored_rate = task_metrics_per_instance(pde, mirrored, truth)["error_rate"]
+        np.testing.assert_array_equal(mirrored_rate, 1.0)
 
 
 def test_noise_floors_match_their_expectation_for_white_noise() -> None:

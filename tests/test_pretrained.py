@@ -12,7 +12,7 @@ from piddm.metrics import solver_consistency
 from piddm.models import PRETRAINED_DIR, load_pretrained, pretrained_names, resolve_model
 from piddm.sampling import pde_of, sample_checkpoint
 
-PDES = ("darcy", "poisson", "helmholtz", "burgers")
+PDES = ("darcy", "poisson", "helmholtz", "burgers")  # the shipped ones (a new PDE ships none)
 EXPECTED = sorted(f"{pde}-32-{role}" for pde in PDES for role in ("teacher", "piddm"))
 CARDS = {card.name: card for card in read_cards()}
 #: Seed of the fresh solver data of this test: disjoint from training (0), test (1), demo.

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
 
 from conftest import SUBPROCESS_ENV, make_dataset, piddm_command, tiny_config_dict
 from piddm.checkpoint import load_model, read_checkpoint
@@ -25,6 +26,7 @@ from piddm.cli import main
 from piddm.config import config_from_dict, config_to_dict, load_config
 from piddm.data import write_dataset
 from piddm.diffusion import EDMLoss
+from piddm.distill.run import distill
 from piddm.errors import PiddmError, TrainingInterrupted
 from piddm.pdes import get_pde
 from piddm.training import (
@@ -609,3 +611,23 @@ def test_warm_start_and_pidm_kind(tiny_config, tmp_path: Path):
     wider = base.replace({"train.init_from": str(first.checkpoint), "net.base_channels": 16})
     with pytest.raises(PiddmError, match="init_from"):
         train(wider, run_dir=tmp_path / "c", device="cpu", progress=False)
+
+
+def test_a_callers_process_group_survives_train_and_distill(darcy16_dataset, tmp_path: Path):
+    """The run entry destroys only a process group it created itself: a group the caller set
+    up (gloo, world size 1) is still there after ``train()`` and ``distill()``."""
+    raw = tiny_config_dict(darcy16_dataset, tmp_path / "runs", steps=2, checkpoint_every=2)
+    teacher_cfg = config_from_dict(raw)
+    student_cfg = config_from_dict({**raw, "kind": "pid", "distill": {"pid_grid": 4}})
+    store = (tmp_path / "store").as_uri()
+    dist.init_process_group("gloo", init_method=store, rank=0, world_size=1)
+    try:
+        teacher = train(teacher_cfg, run_dir=tmp_path / "t", device="cpu", progress=False)
+        assert dist.is_initialized()
+        distill(
+            student_cfg, teacher.checkpoint, run_dir=tmp_path / "s", device="cpu", progress=False
+        )
+        assert dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

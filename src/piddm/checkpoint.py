@@ -29,11 +29,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import h5py
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 from piddm.atomic import atomic_output
+from piddm.data.io import FORMAT_NAME, HDF5_SIGNATURE
+from piddm.diffusion.one_step import build_pid_student
+from piddm.diffusion.preconditioning import EDMPrecond
 from piddm.errors import PiddmError
+from piddm.nets import UNetConfig, build_unet
 
 CHECKPOINT_FORMAT = "piddm-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -43,9 +50,19 @@ LATEST_NAME = "latest.json"
 CHECKPOINT_DIR = "checkpoints"
 HASH_KEY = "sha256"
 
-#: Builders of the outer denoiser around the inner U-Net, by ``metadata["precond"]["type"]``.
-#: A student parametrisation (e.g. PID's) registers itself here with :func:`register_precond`.
-PRECONDITIONERS: dict[str, Callable[[nn.Module, dict[str, Any]], nn.Module]] = {}
+
+def _build_edm(net: nn.Module, spec: dict[str, Any]) -> nn.Module:
+    return EDMPrecond(net, sigma_data=float(spec["sigma_data"]))
+
+
+#: Builders of the outer denoiser around the inner U-Net, by ``metadata["precond"]["type"]``:
+#: the teacher's and the PIDDM student's ``edm``, the PID student's ``pid``
+#: (:mod:`piddm.diffusion.one_step`); another parametrisation adds itself with
+#: :func:`register_precond`.
+PRECONDITIONERS: dict[str, Callable[[nn.Module, dict[str, Any]], nn.Module]] = {
+    "edm": _build_edm,
+    "pid": build_pid_student,
+}
 
 
 def register_precond(name: str) -> Callable[[Callable], Callable]:
@@ -56,13 +73,6 @@ def register_precond(name: str) -> Callable[[Callable], Callable]:
         return builder
 
     return wrap
-
-
-@register_precond("edm")
-def _build_edm(net: nn.Module, spec: dict[str, Any]) -> nn.Module:
-    from piddm.diffusion import EDMPrecond
-
-    return EDMPrecond(net, sigma_data=float(spec["sigma_data"]))
 
 
 def step_weights_name(step: int) -> str:
@@ -138,8 +148,6 @@ def _check_complete(path: Path) -> None:
 def save_weights(path: str | os.PathLike[str], module: nn.Module, metadata: dict[str, Any]) -> Path:
     """Write ``module``'s ``state_dict`` (as stored: a float16 module gives float16 tensors),
     its :func:`content_digest` and ``metadata`` (JSON) atomically (``.safetensors``)."""
-    from safetensors.torch import save_file
-
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
     header = {
         "format": CHECKPOINT_FORMAT,
@@ -152,17 +160,36 @@ def save_weights(path: str | os.PathLike[str], module: nn.Module, metadata: dict
     return target
 
 
+#: What ``--model`` takes, for the errors of a file that is something else.
+MODEL_ARGUMENT = "--model takes a .safetensors checkpoint, a run directory or a pretrained name"
+
+
+def _check_not_a_dataset(path: Path) -> None:
+    """Raise :class:`PiddmError` saying what ``path`` is if it is an HDF5 file (a piddm
+    dataset, samples or solve output passed where a model belongs) rather than weights."""
+    with open(path, "rb") as handle:
+        if handle.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+            return
+    what = "an HDF5 file"
+    try:
+        with h5py.File(path, "r") as h5:
+            if h5.attrs.get("format") in (FORMAT_NAME, FORMAT_NAME.encode()):
+                what = "a piddm dataset (pass it as --data or --reference)"
+    except OSError:
+        pass  # damaged HDF5: still not a checkpoint
+    raise PiddmError(f"{path} is {what}, not a model checkpoint: {MODEL_ARGUMENT}")
+
+
 def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """``(state_dict on CPU, metadata)`` of a weights file.
 
     Raises :class:`PiddmError` if the file is missing, truncated, unreadable, foreign, or if
     its tensors do not match the content hash stored with them.
     """
-    from safetensors import safe_open
-
     p = Path(path)
     if not p.is_file():
         raise PiddmError(f"checkpoint {p} does not exist")
+    _check_not_a_dataset(p)
     _check_complete(p)
     try:
         with safe_open(str(p), framework="pt", device="cpu") as handle:
@@ -208,9 +235,6 @@ def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
 
 def build_model(metadata: dict[str, Any]) -> nn.Module:
     """A fresh (untrained) denoiser with the architecture that ``metadata`` describes."""
-    import piddm.distill.students  # noqa: F401  (registers the student parametrisations)
-    from piddm.nets import UNetConfig, build_unet
-
     try:
         net = build_unet(UNetConfig(**metadata["net"]))
         spec = metadata["precond"]

@@ -8,15 +8,17 @@ errors exit 1 and show a traceback only under ``--debug``.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import traceback
-from typing import Any
 
 import click
 
+from piddm.commands import COMMANDS
 from piddm.errors import PiddmError, TrainingInterrupted
+from piddm.jsonio import emit_json
+
+__all__ = ["cli", "emit_json", "main", "out_of_memory_message"]
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
@@ -34,22 +36,7 @@ def cli(debug: bool) -> None:
     """
 
 
-def emit_json(payload: dict[str, Any]) -> None:
-    """Print one JSON object on stdout (the ``--json`` contract)."""
-    click.echo(json.dumps(payload, sort_keys=True, default=_json_default))
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "__fspath__"):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def _register_commands() -> None:
-    from piddm.commands import COMMANDS
-
     for command in COMMANDS:
         cli.add_command(command)
 

@@ -23,8 +23,9 @@ setting is adding one annotated field (with an optional range check in its metad
 Kinds
 -----
 ``kind`` names what a run trains; :data:`KINDS` lists the accepted values: ``teacher`` (an
-EDM denoiser, SPEC section 2, ``piddm train``), ``piddm`` and ``pid`` (one-step students,
-SPEC sections 3-4, ``piddm distill``). Students read the ``distill`` section
+EDM denoiser, docs/method.md, "EDM teacher", ``piddm train``), ``piddm`` and ``pid``
+(one-step students, docs/method.md, "PIDDM student" and "PID student", ``piddm distill``).
+Students read the ``distill`` section
 (:class:`DistillConfig`); teachers ignore it. A student's ``net`` and ``diffusion`` sections
 are the teacher's (its checkpoint is authoritative).
 """
@@ -37,15 +38,19 @@ import math
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
 from piddm.errors import PiddmError
+from piddm.nets.unet import UNetConfig
+from piddm.pdes import get_pde
 from piddm.pdes.base import ResidualNorm
+
+_Settings = TypeVar("_Settings")
 
 #: Accepted values of :attr:`Config.kind`.
 KINDS: tuple[str, ...] = ("teacher", "piddm", "pid")
@@ -123,24 +128,55 @@ class DataConfig:
     n_holdout: int = setting(0, check=NON_NEGATIVE)
 
 
-@dataclass(frozen=True)
-class NetConfig:
-    """The U-Net (:class:`piddm.nets.UNetConfig`); channel counts default to the PDE's."""
+#: Range checks of the ``net`` keys, whose names, types and defaults are the fields of
+#: :class:`piddm.nets.UNetConfig` (defined there once).
+NET_CHECKS: dict[str, Check] = {
+    "in_channels": POSITIVE,
+    "out_channels": POSITIVE,
+    "base_channels": POSITIVE,
+    "num_res_blocks": POSITIVE,
+    "dropout": UNIT_OPEN,
+    "num_groups": POSITIVE,
+    "embedding_dim": POSITIVE,
+}
 
-    in_channels: int | None = setting(None, check=POSITIVE)
-    out_channels: int | None = setting(None, check=POSITIVE)
-    base_channels: int = setting(32, check=POSITIVE)
-    channel_mult: tuple[int, ...] = (1, 2, 2)
-    num_res_blocks: int = setting(2, check=POSITIVE)
-    attention: bool = True
-    dropout: float = setting(0.0, check=UNIT_OPEN)
-    num_groups: int = setting(8, check=POSITIVE)
-    embedding_dim: int | None = setting(None, check=POSITIVE)
+
+def _unet_fields() -> list[tuple[str, Any, Any]]:
+    """``UNetConfig``'s fields as ``(name, type, field)`` of the ``net`` section, with the
+    checks of :data:`NET_CHECKS`; ``in_channels`` becomes optional (the PDE's)."""
+    hints = typing.get_type_hints(UNetConfig)
+    fields = []
+    for f in dataclasses.fields(UNetConfig):
+        tp, default = (int | None, None) if f.name == "in_channels" else (hints[f.name], f.default)
+        fields.append((f.name, tp, setting(default, check=NET_CHECKS.get(f.name))))
+    return fields
+
+
+@dataclass(frozen=True)
+class NetConfig(
+    dataclasses.make_dataclass(
+        "UNetFields", _unet_fields(), frozen=True, namespace={"__module__": __name__}
+    )
+):
+    """The U-Net: the fields of :class:`piddm.nets.UNetConfig`, with the defaults given
+    there; ``in_channels`` and ``out_channels`` default to the PDE's channel count."""
+
+    def unet(self, channels: int) -> UNetConfig:
+        """The :class:`UNetConfig` of this section for a PDE with ``channels`` channels."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return UNetConfig(
+            **{
+                **values,
+                "in_channels": self.in_channels or channels,
+                "out_channels": self.out_channels or channels,
+            }
+        )
 
 
 @dataclass(frozen=True)
 class DiffusionConfig:
-    """EDM preconditioning, training noise distribution and the Heun sampler (SPEC section 2)."""
+    """EDM preconditioning, training noise distribution and the Heun sampler
+    (docs/method.md, "EDM teacher")."""
 
     sigma_data: float = setting(0.5, check=POSITIVE)
     P_mean: float = -1.2
@@ -204,7 +240,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DistillConfig:
-    """Student settings (SPEC sections 3-4); ignored by teacher runs.
+    """Student settings (docs/method.md, "PIDDM student", "PID student"); ignored by teachers.
 
     ``lambda_train``: weight of ``Rn(G(eps))`` (0: the pure-distillation ablation);
     ``pairs`` (P) teacher pairs from ``pair_steps`` (N_s) Heun steps, computed
@@ -212,7 +248,7 @@ class DistillConfig:
     of them is replaced (0: never); ``pid_grid``: points of PID's Karras grid (N);
     ``pairs_cache``: where the pairs are cached (default: the run directory);
     ``residual_grad``: which output channels the gradient of ``lambda_train Rn`` reaches:
-    ``all`` (SPEC section 3.3) or ``solution``, where the other channels (coefficient,
+    ``all`` (docs/method.md, "PIDDM student") or ``solution``: the other channels (coefficient,
     source) enter ``Rn`` detached, so the physics term corrects the solution to fit them and
     cannot reshape them; they follow the teacher's pairs alone. The loss value is the same.
     ``residual_norm``: the physics term ``Rn``: ``plain``, the paper's normalised mean squared
@@ -222,6 +258,10 @@ class DistillConfig:
     ``std_weight`` (PIDDM only): weight of the spread term, the squared difference between
     the student's and the teacher pairs' standard deviation over the batch at each node
     (0: off; needs a batch of at least 2).
+    ``pair_targets`` (PIDDM only): what the student regresses onto: ``teacher``, the
+    teacher's endpoints (the paper's), or ``solved``, the teacher's endpoints with their
+    solution replaced by the solver's for their own coefficient (initial condition), so the
+    distillation loss and the physics term agree (docs/concepts.md, "Solver targets").
     """
 
     lambda_train: float = setting(1e-2, check=NON_NEGATIVE)
@@ -237,6 +277,7 @@ class DistillConfig:
     residual_grad: Literal["all", "solution"] = "all"
     residual_norm: ResidualNorm = "plain"
     std_weight: float = setting(0.0, check=NON_NEGATIVE)
+    pair_targets: Literal["teacher", "solved"] = "teacher"
 
 
 @dataclass(frozen=True)
@@ -290,6 +331,31 @@ def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | Non
     return config_from_dict(raw)
 
 
+def parse_overrides(
+    items: Iterable[str], option: str = "--set", example: str = "optim.lr=1e-3"
+) -> dict[str, Any]:
+    """Command-line ``KEY=VALUE`` items of ``option`` -> ``{KEY: VALUE}``, each value read as
+    YAML (``1e-3`` stays a string there; the loader reads it as a number when it applies it)."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise PiddmError(f"{option} expects KEY=VALUE (e.g. {example}), got {item!r}")
+        try:
+            overrides[key.strip()] = yaml.safe_load(value)
+        except (yaml.YAMLError, RecursionError):
+            raise PiddmError(f"{option} {key}: cannot parse value {value!r}") from None
+    return overrides
+
+
+def replace_settings(settings: _Settings, overrides: Mapping[str, Any], where: str) -> _Settings:
+    """A copy of the dataclass ``settings`` with ``overrides`` (field name -> value), each
+    converted to its field's type and checked as a config key is (``where`` names them in a
+    message), e.g. the values of :func:`parse_overrides`."""
+    values = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    return _build(type(settings), {**values, **overrides}, where)
+
+
 def config_from_dict(data: Mapping[str, Any]) -> Config:
     """Build and validate a :class:`Config` from plain data (inverse of :func:`config_to_dict`)."""
     if not isinstance(data, Mapping):
@@ -306,8 +372,6 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
 
 def validate_config(cfg: Config) -> None:
     """Cross-field checks (ranges and types are checked while building)."""
-    from piddm.pdes import get_pde
-
     if cfg.kind not in KINDS:
         raise PiddmError(f"config kind: expected one of {list(KINDS)}, got {cfg.kind!r}")
     try:

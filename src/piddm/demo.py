@@ -8,9 +8,12 @@ With the shipped ``<pde>-32-teacher`` and ``<pde>-32-piddm`` models, :func:`run_
    from the same latents, and compares their solver consistency (median), relative residual
    (median) and raw mean squared residual (mean) (docs/concepts.md, "Physics measures") and
    time per sample;
-3. solves the forward and the inverse problem on the fresh instances from ``obs_fraction``
-   random observations (latent optimisation, docs/concepts.md) and reports relative L2 (and
-   Darcy's coefficient error rate) against the solver's truth;
+3. solves the forward and the inverse problem on the fresh instances from the PDE's own
+   observation model (:meth:`~piddm.pdes.PDE.observation_mask`: ``obs_fraction`` random
+   nodes of the steady PDEs; Burgers' initial condition and sensors) by latent optimisation
+   (docs/concepts.md) and reports relative L2 (and Darcy's coefficient error rate) against
+   the solver's truth, next to the task's yardstick under the same observations
+   (:mod:`piddm.tasks.yardstick`: the exact Bayes floor, or the prior mean's error);
 4. writes figures (samples with their residual maps; truth / estimate / error / std of one
    forward and one inverse instance) to ``out``.
 """
@@ -26,14 +29,27 @@ import numpy as np
 import torch
 
 from piddm.data.generate import sample_seed
+from piddm.diffusion.one_step import one_step_generator
 from piddm.errors import PiddmError
 from piddm.metrics import physics_summary, task_metrics
-from piddm.models import load_any
+from piddm.models import load_any, pretrained_names
+from piddm.pdes import available_pdes
 from piddm.plotting import plot_dataset_samples
 from piddm.sampling import TEACHER_KINDS, pde_of, sample_checkpoint
+from piddm.tasks import LatentOptConfig, plot_task_instance, solve_task
+from piddm.tasks.yardstick import yardstick
 
 #: Seed of the demo's fresh instances: disjoint from training (0) and test (1) data.
 DEMO_SEED = 20261122
+
+
+def demo_pdes() -> list[str]:
+    """The registered PDEs that ship the demo's pair ``<pde>-32-teacher`` and ``<pde>-32-piddm``
+    (``piddm demo --pde``), sorted."""
+    shipped = set(pretrained_names())
+    return [
+        name for name in available_pdes() if {f"{name}-32-teacher", f"{name}-32-piddm"} <= shipped
+    ]
 
 
 @dataclass(frozen=True)
@@ -99,9 +115,6 @@ def _generation_row(
 
 def run_demo(settings: DemoSettings, out_dir: str | Path, device: torch.device) -> DemoReport:
     """Run the demo (module doc) and write its figures to ``out_dir``."""
-    from piddm.distill import one_step_generator
-    from piddm.tasks import LatentOptConfig, plot_task_instance, solve_task
-
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -162,12 +175,17 @@ def run_demo(settings: DemoSettings, out_dir: str | Path, device: torch.device) 
             generator, pde, truth, task, settings.obs_fraction, config, rng=rng
         )
         estimate, std = result.estimate.cpu().numpy(), result.std.cpu().numpy()
+        kind, reference = yardstick(pde, truth_np, mask, truth_np)
         tasks.append(
             {
                 "task": task,
                 "instances": settings.instances,
                 "obs_fraction": settings.obs_fraction,
+                "observed": pde.observation_label(task, settings.obs_fraction),
+                "observed_fraction": float(mask.float().mean()),
                 **task_metrics(pde, estimate, truth_np),
+                "yardstick": kind,
+                kind: reference,
                 "seconds_per_instance": result.seconds_per_instance,
             }
         )
@@ -179,8 +197,9 @@ def run_demo(settings: DemoSettings, out_dir: str | Path, device: torch.device) 
                 std[0],
                 mask[0].cpu().numpy(),
                 out / f"{task}.png",
-                title=f"{pde.name} {task} problem from {100 * settings.obs_fraction:g} % "
-                f"observations (red crosses): ensemble of {settings.ensemble}",
+                title=f"{pde.name} {task} problem, observed: "
+                f"{pde.observation_label(task, settings.obs_fraction)} (red crosses), "
+                f"ensemble of {settings.ensemble}",
             )
         )
     return DemoReport(
@@ -192,6 +211,20 @@ def run_demo(settings: DemoSettings, out_dir: str | Path, device: torch.device) 
         seconds=time.perf_counter() - start,
         solver_seconds_per_instance=solver_seconds,
     )
+
+
+#: What the bracketed number of a demo task line is (:mod:`piddm.tasks.yardstick`).
+YARDSTICK_HELP = {
+    "bayes_floor": "Bayes floor: the exact posterior mean's error (none does better on average)",
+    "prior_mean_error": "prior mean: the data's mean field, observations put in (no model)",
+}
+
+
+def _with_yardstick(value: float | None, reference: float | None) -> str:
+    """``"13.1% [40.0%]"``: a metric and its yardstick; ``"-"`` when the PDE has none."""
+    if value is None or reference is None:
+        return "-"
+    return f"{value:.1%} [{reference:.1%}]"
 
 
 def format_report(report: DemoReport) -> str:
@@ -212,15 +245,21 @@ def format_report(report: DemoReport) -> str:
             f"{row['residual_mean']:>10.3g} {row['residual_mean'] / teacher:>10.2g}"
         )
     lines.append("tasks (fresh instances, solved with the student; truth from the solver)")
+    kinds = {row["yardstick"] for row in report.tasks}
+    lines.extend(f"  [in brackets] {YARDSTICK_HELP[kind]}" for kind in sorted(kinds))
     lines.append(
-        f"  {'task':<10} {'observed':>9} {'rel L2 coef':>12} {'rel L2 sol':>11} "
-        f"{'error rate':>11} {'s/instance':>11}"
+        f"  {'task':<8} {'observed':<20} {'rel L2 coef':>16} {'rel L2 sol':>16} "
+        f"{'error rate':>16} {'s/instance':>11}"
     )
     for row in report.tasks:
-        rate = "-" if row["error_rate"] is None else f"{row['error_rate']:.1%}"
+        reference = row[row["yardstick"]]
+        cells = [
+            _with_yardstick(row[key], reference[key])
+            for key in ("rel_l2_coefficient", "rel_l2_solution", "error_rate")
+        ]
         lines.append(
-            f"  {row['task']:<10} {row['obs_fraction']:>9.0%} {row['rel_l2_coefficient']:>12.1%} "
-            f"{row['rel_l2_solution']:>11.1%} {rate:>11} {row['seconds_per_instance']:>11.2f}"
+            f"  {row['task']:<8} {row['observed']:<20} {cells[0]:>16} {cells[1]:>16} "
+            f"{cells[2]:>16} {row['seconds_per_instance']:>11.2f}"
         )
     return "\n".join(lines)
 

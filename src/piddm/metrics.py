@@ -296,7 +296,7 @@ def task_metrics_per_instance(
         coef_est, coef_true = estimate[:, c : c + 1, :1], truth[:, c : c + 1, :1]
     else:
         coef_est, coef_true = estimate[:, c : c + 1], truth[:, c : c + 1]
-    threshold = getattr(pde, "threshold", None)
+    threshold = pde.threshold
     return {
         "rel_l2_coefficient": relative_l2(coef_est, coef_true)[:, 0],
         "rel_l2_solution": relative_l2(estimate[:, s : s + 1], truth[:, s : s + 1])[:, 0],
@@ -312,7 +312,8 @@ def task_metrics(pde: PDE, estimate: np.ndarray, truth: np.ndarray) -> dict[str,
 
     ``rel_l2_coefficient`` / ``rel_l2_solution``: mean relative L2 of the coefficient and
     solution channels (Burgers: the initial row and the whole space-time field);
-    ``error_rate``: Darcy's misclassified-node fraction of the coefficient, else ``None``;
+    ``error_rate``: the misclassified-node fraction of a two-valued coefficient (a PDE with a
+    :attr:`~piddm.pdes.PDE.threshold`: Darcy), else ``None``;
     ``residual_mean``: mean squared residual of the estimates.
     """
     per_instance = task_metrics_per_instance(pde, estimate, truth)

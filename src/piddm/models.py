@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from piddm.checkpoint import load_model
 from piddm.errors import PiddmError
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
@@ -40,8 +41,6 @@ def load_any(
     name_or_path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Load a denoiser / student and its metadata from a name, file or run directory."""
-    from piddm.checkpoint import load_model
-
     return load_model(resolve_model(name_or_path), device=device)
 
 

@@ -1,5 +1,9 @@
 """Generation from a checkpoint: seeded latents, batched sampling, samples written as a dataset.
 
+:func:`make_sampler` picks a checkpoint's sampler by its ``kind``: the Heun solver of the
+probability-flow ODE for teachers (:func:`teacher_sampler`), one network evaluation for the
+one-step students (:func:`student_sampler`, optionally after PIDDM-ref's latent refinement).
+
 Sample ``i`` of a run with seed ``K`` starts from the latent ``eps_i ~ N(0, I)`` drawn from a
 generator seeded with :func:`piddm.data.generate.sample_seed` ``(K, i)`` alone, so a sample
 does not depend on the batch size or on which other samples are drawn with it (up to float32
@@ -10,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +24,15 @@ from torch import nn
 from tqdm import tqdm
 
 from piddm.atomic import atomic_output, check_output_path
+from piddm.config import DistillConfig
 from piddm.data.generate import sample_seed
 from piddm.data.io import DatasetWriter, dataset_attrs, pde_from_attrs
 from piddm.diffusion import count_nfe, karras_sigmas, sample_heun
+from piddm.diffusion.one_step import one_step_generator
 from piddm.errors import PiddmError
 from piddm.pdes import PDE
+from piddm.tasks.latent import REFINE_CONFIG
+from piddm.tasks.latent import refine as refine_latents
 
 #: ``fn(latents (B, C, S, S)) -> normalised fields (B, C, S, S)``, plus its NFE per sample.
 BatchSampler = Callable[[torch.Tensor], torch.Tensor]
@@ -137,9 +145,44 @@ def write_samples(
     return out
 
 
-#: Samplers of student kinds, registered by :mod:`piddm.distill`:
+def residual_norm_of(metadata: dict[str, Any]) -> str:
+    """The physics term a student checkpoint was trained with (``distill.residual_norm``;
+    checkpoints from before the setting existed: its default, the plain residual)."""
+    return str((metadata.get("distill") or {}).get("residual_norm", DistillConfig.residual_norm))
+
+
+def refinement_nfe(steps: int) -> int:
+    """Network evaluations of one refined sample: ``steps`` forward + ``steps`` backward + 1."""
+    return 2 * steps + 1
+
+
+def student_sampler(
+    model: nn.Module, metadata: dict[str, Any], pde: PDE, steps: int | None = None, refine: int = 0
+) -> tuple[BatchSampler, int]:
+    """``(fn(eps) -> x, nfe)`` of a student: ``G(eps)``, or ``G(refine(eps))`` if ``refine > 0``
+    (PIDDM-ref, ``refine`` latent gradient steps on the residual; docs/method.md,
+    "Refinement")."""
+    if steps not in (None, 1):
+        raise PiddmError("--steps applies to diffusion teachers; students sample in one step")
+    generator = one_step_generator(model, metadata)
+    # PIDDM-ref descends the physics term the student was trained with.
+    config = replace(REFINE_CONFIG, steps=refine, residual_norm=residual_norm_of(metadata))
+
+    def run(eps: torch.Tensor) -> torch.Tensor:
+        if refine:
+            eps = refine_latents(generator, pde, eps, config)
+        with torch.no_grad():
+            return generator(eps)
+
+    return run, refinement_nfe(refine)
+
+
+#: Samplers of student kinds:
 #: ``builder(model, metadata, pde, steps=..., refine=...) -> (BatchSampler, nfe)``.
-STUDENT_SAMPLERS: dict[str, Callable[..., tuple[BatchSampler, int]]] = {}
+STUDENT_SAMPLERS: dict[str, Callable[..., tuple[BatchSampler, int]]] = {
+    "piddm": student_sampler,
+    "pid": student_sampler,
+}
 
 TEACHER_KINDS = ("teacher", "pidm")
 
@@ -159,8 +202,6 @@ def make_sampler(
         if refine:
             raise PiddmError("--refine applies to one-step students, not to a diffusion teacher")
         return teacher_sampler(model, metadata, steps)
-    import piddm.distill  # noqa: F401  (registers the student samplers)
-
     if kind not in STUDENT_SAMPLERS:
         raise PiddmError(f"checkpoint kind '{kind}' cannot be sampled")
     return STUDENT_SAMPLERS[kind](model, metadata, pde, steps=steps, refine=refine)

@@ -19,7 +19,7 @@ from piddm.baselines import (
 from piddm.baselines.utils import physical_residual
 from piddm.diffusion import gaussian_denoiser, karras_sigmas, sample_heun
 from piddm.errors import PiddmError
-from piddm.pdes import PDE, get_pde
+from piddm.pdes import PDE, available_pdes, get_pde
 
 
 def normalised_sample(pde: PDE, seed: int = 0) -> torch.Tensor:
@@ -42,7 +42,7 @@ def test_generation_runs(name: str, channels: int) -> None:
     assert (physical_residual(pde, out) < physical_residual(pde, plain)).all()
 
 
-@pytest.mark.parametrize("name", ["darcy", "poisson", "helmholtz", "burgers"])
+@pytest.mark.parametrize("name", available_pdes())
 def test_corrections_lower_residual(name: str) -> None:
     pde = get_pde(name, S)
     denoiser = gaussian_denoiser(normalised_sample(pde), 0.1)

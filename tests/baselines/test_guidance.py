@@ -23,7 +23,7 @@ from piddm.baselines import (
 from piddm.baselines.utils import mean_squared_misfit, observations, physical_residual
 from piddm.diffusion import gaussian_denoiser, karras_sigmas, sample_heun
 from piddm.errors import PiddmError
-from piddm.pdes import get_pde
+from piddm.pdes import PDE_REGISTRY, available_pdes, get_pde
 
 # ----------------------------------------------------------------------------- zero weights
 
@@ -66,8 +66,13 @@ def test_runs_with_default_weights(task: str) -> None:
         assert (mean_squared_misfit(out, ob) < mean_squared_misfit(plain, ob)).all()
 
 
+#: The registered PDEs with published DiffusionPDE weights (``diffusionpde_zeta_obs``).
+PUBLISHED = [n for n in available_pdes() if PDE_REGISTRY[n].diffusionpde_zeta_obs is not None]
+
+
 def test_defaults_per_pde() -> None:
-    for name in ("darcy", "poisson", "helmholtz", "burgers"):
+    assert {"darcy", "poisson", "helmholtz", "burgers"} <= set(PUBLISHED)
+    for name in PUBLISHED:
         pde = get_pde(name, S)
         settings = diffusionpde_settings(pde)
         assert settings.num_steps == 2000 and diffusionpde_nfe(settings) == 3999

@@ -43,6 +43,27 @@ def test_generate_show_and_merge(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert (tmp_path / "m.h5").read_bytes() == out.read_bytes()
 
 
+def test_show_says_why_a_files_residual_is_at_float32_round_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "d.h5"
+    args = ["data", "generate", "darcy", "-s", "32", "--n", "4", "--out", str(out), "--quiet"]
+    assert run(args, capsys)[0] == 0
+    show = ["data", "show", str(out), "--out", str(tmp_path / "d.png"), "-k", "2"]
+    code, stdout, _ = run([*show, "--json"], capsys)
+    shown = json.loads(stdout)
+    assert code == 0 and shown["dtype"] == "float32" and shown["n_resolved"] == 2
+    # float32 storage: far above float64 round-off; the same inputs solved again: at it
+    assert 1e-14 < shown["residual_mean"] < 1e-8
+    assert shown["resolved_float64_residual_mean"] < 1e-24
+    code, stdout, _ = run(show, capsys)
+    lines = stdout.splitlines()
+    assert code == 0 and len(lines) == 3
+    assert "fields stored as float32" in lines[0] and "residual at float32 round-off" in lines[1]
+    assert f"{shown['resolved_float64_residual_mean']:.2e}" in lines[1]
+    assert lines[2] == f"figure: {tmp_path / 'd.png'}"
+
+
 def _foreign(tmp_path: Path) -> str:
     path = tmp_path / "foreign.h5"
     with h5py.File(path, "w") as handle:

@@ -13,7 +13,7 @@ import torch
 from piddm.data import load_normalised, read_dataset, write_dataset
 from piddm.data.generate import Shard, generate_dataset, merge_shards, sample_seed
 from piddm.errors import PiddmError
-from piddm.pdes import get_pde
+from piddm.pdes import available_pdes, get_pde
 
 
 def digest(path: Path) -> str:
@@ -83,7 +83,7 @@ def test_hdf5_round_trip_keeps_fields_seeds_and_metadata(tmp_path: Path) -> None
 
 
 def test_normalised_fields_are_roughly_unit_range() -> None:
-    for name in ("darcy", "poisson", "helmholtz", "burgers"):
+    for name in available_pdes():
         pde = get_pde(name, 32)
         x = torch.from_numpy(np.stack([pde.generate(s) for s in range(16)]))
         z = pde.normalisation.normalise(x)

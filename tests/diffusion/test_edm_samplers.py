@@ -15,7 +15,9 @@ from piddm.diffusion import (
     count_nfe,
     gaussian_denoiser,
     gaussian_flow,
+    heun_step,
     karras_sigmas,
+    noise_grid,
     sample_euler,
     sample_heun,
 )
@@ -170,6 +172,29 @@ def test_callback_and_gradients(gaussian) -> None:
     assert set(seen[0]) == {"i", "x", "sigma", "denoised"}
     x0.sum().backward()
     assert x_t.grad is not None and torch.isfinite(x_t.grad).all()
+
+
+def test_heun_step_is_one_step_of_sample_heun(gaussian) -> None:
+    """:func:`heun_step` is :func:`sample_heun` one step at a time, bit for bit; ``x0hat`` is
+    the step's last denoiser output: ``D`` at the Euler prediction, or at ``x`` when the step
+    ends at 0."""
+    mu, std, x_t = gaussian
+    denoiser = gaussian_denoiser(mu, std)
+    sigmas = karras_sigmas(4)
+    grid = noise_grid(sigmas)
+    assert grid == sigmas.tolist()
+
+    def at(t: float) -> torch.Tensor:
+        return torch.full((x_t.shape[0],), t, dtype=F64)
+
+    x = x_t
+    for i, (t_cur, t_next) in enumerate(zip(grid[:-1], grid[1:], strict=True)):
+        x_next, x0hat = heun_step(denoiser, x, t_cur, t_next, i)
+        euler = x + (t_next - t_cur) * ((x - denoiser(x, at(t_cur))) / t_cur)
+        last = denoiser(euler, at(t_next)) if t_next > 0 else denoiser(x, at(t_cur))
+        assert torch.equal(x0hat, last)
+        x = x_next
+    assert torch.equal(x, sample_heun(denoiser, x_t, sigmas))
 
 
 def test_float32_state_with_float64_grid(gaussian) -> None:

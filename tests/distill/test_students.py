@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from conftest import SUBPROCESS_ENV, make_dataset, piddm_command, tiny_config_dict
 from helpers import tiny_unet
@@ -25,6 +26,7 @@ from piddm.distill.pairs import PairSettings, teacher_endpoints
 from piddm.distill.run import distill
 from piddm.distill.students import PIDStudent
 from piddm.errors import PiddmError
+from piddm.metrics import solver_consistency
 from piddm.pdes import get_pde
 from piddm.training import train
 
@@ -484,3 +486,35 @@ def test_pair_cache_is_shared_by_students_of_one_teacher_only(
     save_weights(other, model, meta)
     distill(cfg, other, run_dir=tmp_path / "c", device="cpu", progress=False)
     assert (cache / "round-00000.safetensors").stat().st_mtime_ns != first  # recomputed
+
+
+def test_solved_pair_targets_are_consistent_and_cached_apart(
+    teacher: Path, data_file: Path, tmp_path: Path
+) -> None:
+    """``distill.pair_targets: solved`` keeps the teacher's coefficients and replaces their
+    solutions by the solver's (consistency at float32 round-off), in a cache of its own."""
+    pde = get_pde("darcy", 16)
+    banks = {}
+    for targets in ("teacher", "solved"):
+        cache = tmp_path / f"cache-{targets}"
+        cfg = student_cfg(
+            data_file, tmp_path / "runs", pairs_cache=str(cache), pair_targets=targets
+        )
+        distill(
+            cfg.replace({"train.steps": 1}),
+            teacher,
+            run_dir=tmp_path / targets,
+            device="cpu",
+            progress=False,
+        )
+        pairs = load_file(str(cache / "round-00000.safetensors"))["pairs"]
+        banks[targets] = pde.normalisation.denormalise(pairs[:, 2:].double())
+        assert json.loads((cache / "key.json").read_text()).get("targets") == (
+            "solved" if targets == "solved" else None
+        )
+    teacher_x0, solved_x0 = banks["teacher"], banks["solved"]
+    c, s = pde.coefficient_channel, pde.solution_channel
+    torch.testing.assert_close(solved_x0[:, c], teacher_x0[:, c])
+    assert solver_consistency(pde, solved_x0.numpy()).max() < 1e-5
+    assert solver_consistency(pde, teacher_x0.numpy()).min() > 1e-3
+    assert not torch.allclose(solved_x0[:, s], teacher_x0[:, s])

@@ -1,4 +1,5 @@
-"""Residual operators are differentiable: autograd gradients match finite differences."""
+"""Every registered PDE's residual operator is differentiable: autograd gradients match finite
+differences."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from piddm.pdes import get_pde
+from piddm.pdes import available_pdes, get_pde
 
 
-@pytest.mark.parametrize("name", ["darcy", "poisson", "helmholtz", "burgers"])
+@pytest.mark.parametrize("name", available_pdes())
 def test_residual_gradcheck(name: str) -> None:
     pde = get_pde(name, 8)
     x = torch.from_numpy(np.stack([pde.generate(s) for s in range(2)]))
@@ -17,7 +18,7 @@ def test_residual_gradcheck(name: str) -> None:
     assert torch.autograd.gradcheck(pde.residual, (x,), eps=1e-6, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["darcy", "poisson", "helmholtz", "burgers"])
+@pytest.mark.parametrize("name", available_pdes())
 def test_mean_squared_residual_gradient_flows_to_every_channel(name: str) -> None:
     pde = get_pde(name, 16)
     x = torch.from_numpy(pde.generate(0))[None].float()

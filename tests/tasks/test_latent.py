@@ -1,4 +1,4 @@
-"""Latent optimisation (SPEC 3.5-3.6) on an analytic linear generator and a tiny random U-Net.
+"""Latent optimisation (docs/method.md, "Tasks") on a linear generator and a tiny random U-Net.
 
 The linear generator ``G(eps) = W * eps`` (a fixed 3x3 convolution) reproduces observations
 made from ``G(eps_true)`` exactly, so the optimiser must drive the data term to ~0. The tiny
@@ -9,6 +9,7 @@ refinement must lower its PDE residual.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,10 +19,11 @@ from torch import nn
 from helpers import tiny_unet
 from piddm.data.generate import sample_seed
 from piddm.diffusion import EDMPrecond
+from piddm.distill import one_step_generator
 from piddm.errors import PiddmError
 from piddm.models import load_pretrained
 from piddm.pdes import PDE, get_pde
-from piddm.sampling import pde_of
+from piddm.sampling import make_sampler, pde_of, residual_norm_of
 from piddm.tasks import (
     LatentOptConfig,
     make_mask,
@@ -30,6 +32,7 @@ from piddm.tasks import (
     refine,
     solve_task,
 )
+from piddm.tasks.latent import REFINE_CONFIG
 
 S = 16
 
@@ -311,6 +314,24 @@ def test_refinement_lowers_the_residual_of_a_fixed_batch() -> None:
     assert bool((after < 0.5 * before).all()), (before, after)
     lbfgs = refine(g, pde, eps, LatentOptConfig(steps=5, lr=1.0, optimizer="lbfgs"))
     assert bool((physical_residual(pde, g, lbfgs) < before).all())
+
+
+def test_refinement_has_one_set_of_defaults() -> None:
+    """``refine``'s defaults are ``piddm sample --refine K``'s, which sets only ``K`` and the
+    physics term the student was trained with."""
+    model, metadata = load_pretrained("darcy-32-piddm")
+    pde = pde_of(metadata)
+    generator = one_step_generator(model, metadata)
+    eps = torch.randn(1, 2, pde.resolution, pde.resolution, generator=gen(0))
+    sampler, _ = make_sampler(model, metadata, pde, refine=2)
+    config = replace(REFINE_CONFIG, steps=2, residual_norm=residual_norm_of(metadata))
+    with torch.no_grad():
+        expected = generator(refine(generator, pde, eps, config))
+    assert torch.equal(sampler(eps), expected)
+    g = one_step(tiny_student(2))
+    eps = torch.randn(2, 2, S, S, generator=gen(1))
+    darcy = get_pde("darcy", S)
+    assert torch.equal(refine(g, darcy, eps), refine(g, darcy, eps, REFINE_CONFIG))
 
 
 def test_preconditioned_refinement_lowers_the_solution_error() -> None:

@@ -1,4 +1,4 @@
-"""Inference-time baselines on a trained teacher (SPEC section 5), behind one signature.
+"""Inference-time baselines (docs/method.md, "Baselines") on a trained teacher, one signature.
 
 Every sampler is ``sample_x(denoiser, x, sigmas, *, callback=None, pde, settings=None,
 mask=None, obs=None)`` (k-diffusion style; D-Flow/ECI take a few more keywords):
@@ -63,7 +63,7 @@ from piddm.baselines.guidance import (
 )
 from piddm.baselines.utils import CountingDenoiser, GridSettings, counting, residual_stiffness
 
-#: Tasks of the benchmark (SPEC section 8: ``generate``, ``forward``, ``inverse``).
+#: Tasks of the benchmark (docs/method.md, "Benchmark"): ``generate``, ``forward``, ``inverse``.
 TASKS: tuple[str, ...] = ("generate", "forward", "inverse")
 
 

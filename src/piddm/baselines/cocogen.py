@@ -28,17 +28,16 @@ from typing import Any
 import torch
 
 from piddm.baselines.utils import (
-    Callback,
     GridSettings,
     check_fraction,
     check_nonnegative,
-    heun_step,
+    detached,
     is_late,
     physical_residual,
     prepare_sampling,
     residual_stiffness,
 )
-from piddm.diffusion.samplers import count_nfe
+from piddm.diffusion.samplers import Callback, count_nfe, heun_step
 from piddm.diffusion.utils import Denoiser
 from piddm.errors import PiddmError
 from piddm.pdes import PDE
@@ -115,7 +114,7 @@ def sample_cocogen(
         raise PiddmError("cocogen supports generation only (no observations)")
     settings = settings or CoCoGenSettings()
     grid, counter = prepare_sampling(denoiser, x, sigmas, pde)
-    num_steps = len(grid) - 1
+    num_steps, callback = len(grid) - 1, detached(callback)
     for i, (t_cur, t_next) in enumerate(zip(grid[:-1], grid[1:], strict=False)):
         x, _ = heun_step(counter, x, t_cur, t_next, i, callback)
         # Residual correction of x_{i+1}.

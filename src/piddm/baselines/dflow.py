@@ -35,7 +35,6 @@ from typing import Any, Literal
 import torch
 
 from piddm.baselines.utils import (
-    Callback,
     GridSettings,
     check_nonnegative,
     mean_squared_misfit,
@@ -43,7 +42,7 @@ from piddm.baselines.utils import (
     physical_residual,
     prepare_sampling,
 )
-from piddm.diffusion.samplers import SAMPLERS, count_nfe
+from piddm.diffusion.samplers import SAMPLERS, Callback, count_nfe
 from piddm.diffusion.utils import Denoiser
 from piddm.errors import PiddmError
 from piddm.pdes import PDE

@@ -27,7 +27,8 @@ from typing import Any, Literal
 import torch
 
 from piddm.baselines.constraints import hard_constraints
-from piddm.baselines.utils import Callback, GridSettings, prepare_sampling, sigma_batch
+from piddm.baselines.utils import GridSettings, prepare_sampling
+from piddm.diffusion.samplers import Callback, denoise
 from piddm.diffusion.utils import Denoiser, randn_like_with
 from piddm.errors import PiddmError
 from piddm.pdes import PDE
@@ -87,9 +88,7 @@ def sample_eci(
     for i, (t_cur, t_next) in enumerate(zip(grid[:-1], grid[1:], strict=False)):
         for m in range(settings.mixing_steps):
             # Extrapolation.
-            denoised = counter(x, sigma_batch(t_cur, x))
-            if callback is not None:
-                callback({"i": i, "x": x, "sigma": t_cur, "denoised": denoised})
+            denoised = denoise(counter, x, t_cur, i, callback)
             # Correction.
             corrected = constraints.project(denoised)
             # Interpolation.

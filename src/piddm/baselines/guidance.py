@@ -15,14 +15,14 @@ Algorithm (deterministic Heun on the Karras grid ``t_0 > ... > t_N = 0``), for `
    * late (``i > pde_start N``): ``x_{i+1} -= grad_{x_i} [late_obs_factor sum_c zeta_obs_c
      |M_c (x0hat_c - x'_c)|_2 + zeta_pde Rn(x0hat)]``.
 
-Our reading of SPEC section 5's ``x0hat = D(x_{i+1}; t_{i+1})`` follows the reference code
+We read ``x0hat = D(x_{i+1}; t_{i+1})`` (docs/method.md, "Baselines") as the reference code does
 (``scripts/generate_*.py`` of jhhuangchloe/DiffusionPDE): there ``x_N`` is overwritten by the
 Heun correction's evaluation at the *Euler prediction* (not the final ``x_{i+1}``, which would
 cost a third evaluation per step), the loss is differentiated w.r.t. ``x_cur = x_i``, and in the
 late phase the observation weights are multiplied by 0.1 (``late_obs_factor``). The observation
 misfit is a norm (not squared) per channel, measured in physical units by default
 (``obs_space="physical"``, as the reference code de-normalises before comparing); the PDE term
-is the SPEC's ``Rn`` (mean squared residual / ``residual_scale``) by default, or the reference
+is ``Rn`` (docs/method.md, "Residual and Rn") by default, or the reference
 code's ``|R|_2 / n_nodes`` with ``pde_loss="norm"``. Batches are guided per sample (the losses
 are summed over the batch, so each sample's gradient is its own). With every weight zero no
 gradient is taken and the output equals :func:`~piddm.diffusion.sample_heun`'s bit for bit.
@@ -39,12 +39,11 @@ from typing import Any, Literal
 import torch
 
 from piddm.baselines.utils import (
-    Callback,
     GridSettings,
     channel_misfit_norms,
     check_fraction,
     check_nonnegative,
-    heun_step,
+    detached,
     is_late,
     observations,
     physical_residual,
@@ -52,10 +51,10 @@ from piddm.baselines.utils import (
     residual_norm,
     residual_stiffness,
 )
-from piddm.diffusion.samplers import count_nfe
+from piddm.diffusion.samplers import Callback, count_nfe, heun_step
 from piddm.diffusion.utils import Denoiser
 from piddm.errors import PiddmError
-from piddm.pdes import PDE
+from piddm.pdes import PDE, PDE_REGISTRY
 
 
 @dataclass(frozen=True)
@@ -98,15 +97,19 @@ class DiffusionPDESettings(GridSettings):
         return tuple(float(z) for z in self.zeta_obs)
 
 
-#: Published observation weights (the reference configs ``configs/<pde>-{forward,inverse}.yaml``:
-#: coefficient weight from the forward, solution weight from the inverse problem), tuned at
-#: 128^2 with 500 observed points per field; and the PDE step as a fraction of the residual's
-#: stability limit ``1 / L`` (see :func:`diffusionpde_settings`).
+#: The PDE step as a fraction of the residual's stability limit ``1 / L`` (see
+#: :func:`diffusionpde_settings`), every PDE alike. The published observation weights (the
+#: reference configs ``configs/<pde>-{forward,inverse}.yaml``: coefficient weight from the
+#: forward, solution weight from the inverse problem, tuned at 128^2 with 500 observed points per
+#: field) are each PDE's ``diffusionpde_zeta_obs`` (:class:`piddm.pdes.PDE`).
+DIFFUSIONPDE_PDE_FRACTION = 0.25
+#: The registered PDEs' published defaults at import, ``{name: {"zeta_obs", "pde_fraction"}}``
+#: (a listing: :func:`diffusionpde_settings` reads the PDE's own attribute, so PDEs
+#: registered later count too).
 DIFFUSIONPDE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "darcy": {"zeta_obs": (5.0, 3000.0), "pde_fraction": 0.25},
-    "poisson": {"zeta_obs": (0.8, 40.0), "pde_fraction": 0.25},
-    "helmholtz": {"zeta_obs": (0.8, 60.0), "pde_fraction": 0.25},
-    "burgers": {"zeta_obs": (320.0,), "pde_fraction": 0.25},
+    name: {"zeta_obs": cls.diffusionpde_zeta_obs, "pde_fraction": DIFFUSIONPDE_PDE_FRACTION}
+    for name, cls in PDE_REGISTRY.items()
+    if cls.diffusionpde_zeta_obs is not None
 }
 #: Resolution at which the published observation weights were tuned.
 DIFFUSIONPDE_REFERENCE_RESOLUTION = 128
@@ -124,18 +127,17 @@ def diffusionpde_settings(pde: PDE, **overrides: Any) -> DiffusionPDESettings:
 
     Raises :class:`PiddmError` for a PDE without published weights unless ``zeta_obs`` is given.
     """
-    defaults = DIFFUSIONPDE_DEFAULTS.get(pde.name)
-    if defaults is None and "zeta_obs" not in overrides:
+    published = pde.diffusionpde_zeta_obs
+    if published is None and "zeta_obs" not in overrides:
         raise PiddmError(
             f"no DiffusionPDE defaults for PDE '{pde.name}'; pass zeta_obs (and zeta_pde)"
         )
     values: dict[str, Any] = {}
-    if defaults is not None:
+    if published is not None:
         factor = pde.resolution / DIFFUSIONPDE_REFERENCE_RESOLUTION
-        values["zeta_obs"] = tuple(z * factor for z in defaults["zeta_obs"])
+        values["zeta_obs"] = tuple(z * factor for z in published)
     if "zeta_pde" not in overrides:
-        fraction = defaults["pde_fraction"] if defaults is not None else 0.25
-        values["zeta_pde"] = fraction / residual_stiffness(pde)
+        values["zeta_pde"] = DIFFUSIONPDE_PDE_FRACTION / residual_stiffness(pde)
     values.update(overrides)
     return DiffusionPDESettings(**values)
 
@@ -165,7 +167,7 @@ def sample_diffusionpde(
     """
     settings = settings or DiffusionPDESettings()
     grid, counter = prepare_sampling(denoiser, x, sigmas, pde)
-    num_steps = len(grid) - 1
+    num_steps, callback = len(grid) - 1, detached(callback)
     ob = observations(pde, x, mask, obs)
     zeta_obs = settings.channel_weights(pde.num_channels)
     obs_on = ob is not None and ob.any and any(z > 0 for z in zeta_obs)

@@ -10,19 +10,17 @@ residual ``Rn = pde.normalised_residual`` is computed. Observations are a bool `
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from piddm.diffusion.samplers import Callback, noise_grid
 from piddm.diffusion.schedules import karras_sigmas
 from piddm.diffusion.utils import Denoiser
 from piddm.errors import PiddmError
 from piddm.pdes import PDE
-
-Callback = Callable[[dict[str, Any]], None]
 
 
 # ----------------------------------------------------------------------------- NFE counter
@@ -65,31 +63,32 @@ def counting(denoiser: Denoiser) -> CountingDenoiser:
     return denoiser if isinstance(denoiser, CountingDenoiser) else CountingDenoiser(denoiser)
 
 
-# ----------------------------------------------------------------------------- noise grids
-def noise_grid(sigmas: torch.Tensor) -> list[float]:
-    """Validate a decreasing, non-negative noise grid ``(N + 1,)`` and return it as floats."""
-    if sigmas.ndim != 1 or sigmas.numel() < 2:
-        raise PiddmError(f"sigmas must be a 1-D grid of >= 2 levels, got {tuple(sigmas.shape)}")
-    grid = [float(s) for s in sigmas.tolist()]
-    if any(a <= b for a, b in zip(grid[:-1], grid[1:], strict=False)) or grid[-1] < 0:
-        raise PiddmError(f"sigmas must be strictly decreasing and non-negative, got {grid}")
-    return grid
-
-
-def sigma_batch(t: float, x: torch.Tensor) -> torch.Tensor:
-    """The noise level ``t`` as a ``(B,)`` tensor in ``x``'s dtype and device."""
-    return torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
-
-
+# ----------------------------------------------------------------------------- set-up
 def prepare_sampling(
     denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, pde: PDE
 ) -> tuple[list[float], CountingDenoiser]:
     """The checks and set-up every baseline sampler starts with, in this order: validate the
-    grid (:func:`noise_grid`), check ``x`` against ``pde`` (``pde.check_fields``), wrap the
-    denoiser (:func:`counting`). Returns ``(grid, counter)``; raises :class:`PiddmError`."""
-    grid = noise_grid(sigmas)
+    grid (:func:`piddm.diffusion.noise_grid`), check ``x`` against ``pde``
+    (``pde.check_fields``), wrap the denoiser (:func:`counting`). Returns ``(grid, counter)``;
+    raises :class:`PiddmError`."""
+    try:
+        grid = noise_grid(sigmas)
+    except ValueError as err:
+        raise PiddmError(str(err)) from None
     pde.check_fields(x)
     return grid, counting(denoiser)
+
+
+def detached(callback: Callback | None) -> Callback | None:
+    """``callback`` fed detached tensors: a guided step's ``x`` and ``D(x; t)`` carry the
+    graph of the guidance gradient, which a callback that keeps them must not hold on to."""
+    if callback is None:
+        return None
+
+    def call(info: dict[str, Any]) -> None:
+        callback({k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in info.items()})
+
+    return call
 
 
 # ----------------------------------------------------------------------------- settings base
@@ -216,7 +215,8 @@ def mean_squared_misfit(x: torch.Tensor, ob: Observations) -> torch.Tensor:
 
 
 def physical_residual(pde: PDE, x: torch.Tensor) -> torch.Tensor:
-    """``Rn(denormalise(x))``, ``(B,)``: the normalised mean squared residual of SPEC 3."""
+    """``Rn(denormalise(x))``, ``(B,)``: the normalised mean squared residual
+    (docs/method.md, "Residual and Rn")."""
     return pde.normalised_residual(pde.normalisation.denormalise(x))
 
 
@@ -269,30 +269,3 @@ def _default_stiffness(pde: PDE) -> float:
         x0 = pde.normalisation.normalise(field0)
         _STIFFNESS_CACHE[key] = residual_stiffness(pde, x0)
     return _STIFFNESS_CACHE[key]
-
-
-# ----------------------------------------------------------------------------- ODE steps
-def heun_step(
-    denoiser: Denoiser,
-    x: torch.Tensor,
-    t_cur: float,
-    t_next: float,
-    i: int,
-    callback: Callback | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One step of :func:`piddm.diffusion.sample_heun` (same arithmetic, bit for bit), also
-    returning the last denoiser output ``x0hat``: ``D(x'; t_next)`` at the Euler prediction
-    ``x'`` if ``t_next > 0`` (Heun correction), else ``D(x; t_cur)`` (final Euler step)."""
-    denoised = denoiser(x, sigma_batch(t_cur, x))
-    if callback is not None:
-        callback({"i": i, "x": x.detach(), "sigma": t_cur, "denoised": denoised.detach()})
-    # Euler step.
-    d_cur = (x - denoised) / t_cur
-    x_next = x + (t_next - t_cur) * d_cur
-    x0hat = denoised
-    # Heun correction.
-    if t_next > 0:
-        x0hat = denoiser(x_next, sigma_batch(t_next, x))
-        d_next = (x_next - x0hat) / t_next
-        x_next = x + (t_next - t_cur) * (0.5 * d_cur + 0.5 * d_next)
-    return x_next, x0hat

@@ -1,4 +1,4 @@
-"""``piddm bench``: PIDDM against the baselines of SPEC section 5 on the same teacher, data,
+"""``piddm bench``: PIDDM vs the baselines (docs/method.md, "Baselines") on the same teacher, data,
 instances, masks and latents, with cost measured in the same process for every row.
 
 * :mod:`piddm.bench.config`: the typed bench config (YAML) and its loader;

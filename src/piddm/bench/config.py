@@ -11,20 +11,20 @@ A bench config is a YAML mapping::
                 n_per_method: {diffusionpde: 64}, consistency: true}
     tasks:     {run: [forward, inverse], n: 100, n_per_method: {diffusionpde: 20},
                 ablation: true, obs_fraction: 0.03, masks: random, seed: 0, batch_size: 16,
-                ensemble: 4,
-                steps: 200, lr: 0.05, lambda_infer: 1.0, optimizer: adam, candidates: 0,
-                solver_members: false, forward: {candidates: 0}}   # per-task overrides
+                steps: 50, forward: {candidates: 0}}   # unset latent settings: the solver's
     baselines: {diffusionpde: {num_steps: 200}, dflow: {iterations: 10}}
     methods:   [teacher, pidm, diffusionpde, cocogen, eci, dflow, pid, piddm-1, piddm-ref]
     device:    auto
     out_dir:   runs/bench-darcy-32
 
-Only ``pde.name`` and ``reference.path`` are required. If ``reference.path`` does not exist
-and ``reference.n`` is set, the solver generates it with ``reference.seed`` (which must differ
-from the training data's seed). ``baselines`` maps a method to overrides of
-``BASELINES[method].defaults(pde, **overrides)``; ``build.teacher_set`` /
-``build.student_set`` are dotted overrides of the run configs of built models. Any mistake
-raises :class:`PiddmError` with a one-line message naming the key path.
+Only ``pde.name`` and ``reference.path`` are required; the latent-optimisation settings of
+``tasks`` default to :class:`piddm.tasks.LatentOptConfig`'s (``piddm solve``'s). If
+``reference.path`` does not exist and ``reference.n`` is set, the solver generates it with
+``reference.seed`` (which must differ from the training data's seed). ``baselines`` maps a
+method to overrides of ``BASELINES[method].defaults(pde, **overrides)``;
+``build.teacher_set`` / ``build.student_set`` are dotted overrides of the run configs of
+built models. Any mistake raises :class:`PiddmError` with a one-line message naming the key
+path.
 """
 
 from __future__ import annotations
@@ -37,10 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from piddm.baselines import BASELINES
 from piddm.config import (
     NON_NEGATIVE,
     POSITIVE,
     Check,
+    DiffusionConfig,
+    DistillConfig,
     PDEConfig,
     _build,
     _plain,
@@ -49,10 +52,11 @@ from piddm.config import (
     setting,
 )
 from piddm.errors import PiddmError
+from piddm.pdes import get_pde
 from piddm.pdes.base import ResidualNorm
-from piddm.tasks.latent import LatentOptConfig
+from piddm.tasks.latent import REFINE_CONFIG, LatentOptConfig
 
-#: Every method of the benchmark, in table order (SPEC section 8).
+#: Every method of the benchmark, in table order (docs/method.md, "Benchmark").
 METHODS: tuple[str, ...] = (
     "teacher",
     "pidm",
@@ -110,7 +114,7 @@ class BuildConfig:
     teacher_set: dict[str, Any] = raw_mapping()
     pidm_residual_weight: float = setting(1e-3, check=POSITIVE)
     student_set: dict[str, Any] = raw_mapping()
-    lambda_train: float = setting(1e-2, check=POSITIVE)
+    lambda_train: float = setting(DistillConfig.lambda_train, check=POSITIVE)
     pid_lambda_train: float = setting(0.0, check=NON_NEGATIVE)
 
 
@@ -125,8 +129,8 @@ class GenerateConfig:
     n: int = setting(512, check=Check(lo=2))
     seed: int = setting(0, check=NON_NEGATIVE)
     batch_size: int = setting(64, check=POSITIVE)
-    teacher_steps: int = setting(18, check=POSITIVE)
-    refine_steps: int = setting(10, check=POSITIVE)
+    teacher_steps: int = setting(DiffusionConfig.steps, check=POSITIVE)
+    refine_steps: int = setting(REFINE_CONFIG.steps, check=POSITIVE)
     n_per_method: dict[str, int] = setting(factory=dict)
     consistency: bool = True
 
@@ -166,7 +170,8 @@ class TasksConfig:
     at once; ``ensemble``, ``steps``,
     ``lr``, ``lambda_infer``, ``optimizer``, ``candidates``, ``solver_members``,
     ``residual_norm``: the latent
-    optimisation of the one-step students (:class:`piddm.tasks.LatentOptConfig`);
+    optimisation of the one-step students (:class:`piddm.tasks.LatentOptConfig`, whose
+    defaults they keep unless set);
     ``forward`` / ``inverse``: :class:`LatentOverrides` of those settings for one task.
     """
 
@@ -178,13 +183,13 @@ class TasksConfig:
     masks: Literal["random", "diffusionpde"] = "random"
     seed: int = setting(0, check=NON_NEGATIVE)
     batch_size: int = setting(16, check=POSITIVE)
-    ensemble: int = setting(4, check=POSITIVE)
-    steps: int = setting(200, check=NON_NEGATIVE)
-    lr: float = setting(0.05, check=POSITIVE)
-    lambda_infer: float = setting(1.0, check=NON_NEGATIVE)
-    optimizer: Literal["adam", "lbfgs"] = "adam"
-    candidates: int = setting(0, check=NON_NEGATIVE)
-    solver_members: bool = False
+    ensemble: int = setting(LatentOptConfig.ensemble, check=POSITIVE)
+    steps: int = setting(LatentOptConfig.steps, check=NON_NEGATIVE)
+    lr: float = setting(LatentOptConfig.lr, check=POSITIVE)
+    lambda_infer: float = setting(LatentOptConfig.lambda_infer, check=NON_NEGATIVE)
+    optimizer: Literal["adam", "lbfgs"] = LatentOptConfig.optimizer
+    candidates: int = setting(LatentOptConfig.candidates, check=NON_NEGATIVE)
+    solver_members: bool = LatentOptConfig.solver_members
     residual_norm: ResidualNorm = LatentOptConfig.residual_norm
     figure_instance: int = setting(0, check=NON_NEGATIVE)
     forward: LatentOverrides | None = None
@@ -246,9 +251,6 @@ def bench_config_to_dict(cfg: BenchConfig) -> dict[str, Any]:
 
 def validate_bench_config(cfg: BenchConfig) -> None:
     """Cross-field checks: PDE, method and task names, per-method sizes, baseline settings."""
-    from piddm.baselines import BASELINES
-    from piddm.pdes import get_pde
-
     try:
         get_pde(cfg.pde.name, cfg.pde.resolution, **cfg.pde.params)
     except PiddmError as exc:

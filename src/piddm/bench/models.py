@@ -18,9 +18,15 @@ import torch
 from torch import nn
 
 from piddm.bench.config import MODEL_NAMES, BenchConfig, bench_config_to_dict
-from piddm.checkpoint import CHECKPOINT_DIR, FINAL_NAME
+from piddm.checkpoint import CHECKPOINT_DIR, FINAL_NAME, resolve_checkpoint
+from piddm.config import config_to_dict, load_config
+from piddm.distill.config import student_config
+from piddm.distill.run import distill
 from piddm.errors import PiddmError
+from piddm.models import load_any
 from piddm.pdes import PDE
+from piddm.sampling import check_model_matches
+from piddm.training import train
 
 #: The model each method samples with.
 METHOD_MODEL: dict[str, str] = {
@@ -73,11 +79,6 @@ def build_models(
     A model whose run directory already holds a final checkpoint built with the same settings
     (``cache_dir/build.json``) is reused; changed settings retrain everything.
     """
-    from piddm.config import config_to_dict, load_config
-    from piddm.distill.config import student_config
-    from piddm.distill.run import distill
-    from piddm.training import train
-
     build = cfg.build
     assert build is not None
     cache = Path(build.cache_dir)
@@ -177,11 +178,6 @@ def load_models(
     Returns ``(models by slot, notes)``; a slot without a model is absent and noted. Raises
     :class:`PiddmError` for a model of the wrong kind, PDE or resolution.
     """
-    import piddm.distill  # noqa: F401  (registers the PID student's preconditioner)
-    from piddm.checkpoint import resolve_checkpoint
-    from piddm.models import load_any
-    from piddm.sampling import check_model_matches
-
     names = needed_models(cfg)
     paths: dict[str, Path] = {n: Path(p) for n in names if (p := cfg.model_path(n)) is not None}
     if cfg.build is not None:

@@ -1,6 +1,6 @@
 """The benchmark harness: every method on the same teacher, data, instances, masks and latents.
 
-Fairness rules (SPEC sections 5-6), all in one process:
+Fairness rules (docs/method.md, "Benchmark"), all in one process:
 
 * **Generation**: sample ``i`` of every method starts from the latent
   ``latents([sample_seed(generate.seed, i)])``; a method with a smaller ``n`` (per-method
@@ -23,13 +23,15 @@ Fairness rules (SPEC sections 5-6), all in one process:
   ``result.nfe + result.nfe_backward`` for latent optimisation (all ``ensemble`` latents).
 
 Method names of the rows: ``piddm-1`` is the PIDDM student, which on the tasks runs the
-latent optimisation of SPEC 3.6 (its refinement with data); the ``piddm-ref`` rows of the
-tasks are therefore marked unsupported with a note pointing there. The pure-distillation
+latent optimisation (docs/method.md, "Tasks"), its refinement with data; the ``piddm-ref``
+rows of the tasks are therefore marked unsupported with a note pointing there. The pure-distillation
 ablation appears as extra ``piddm-1`` rows with ``variant: "lambda0"``.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -39,17 +41,28 @@ from typing import Any
 import numpy as np
 import torch
 
+from piddm.baselines import BASELINES, CountingDenoiser
 from piddm.bench.config import BenchConfig, baseline_overrides, bench_config_to_dict
+from piddm.bench.figures import plot_residual_maps, plot_task_comparison
 from piddm.bench.models import METHOD_MODEL, BenchModel, Log, load_models
+from piddm.data.generate import generate_dataset, sample_seed
+from piddm.data.io import open_dataset_file, read_attrs, read_dataset
+from piddm.diffusion.one_step import one_step_generator
 from piddm.errors import PiddmError
+from piddm.jsonio import json_default
 from piddm.metrics import (
     EvalReport,
+    evaluate,
     mean_interval,
     per_sample_residual,
     physics_summary,
     task_metrics_per_instance,
 )
-from piddm.pdes import PDE
+from piddm.pdes import PDE, get_pde
+from piddm.sampling import latents, make_sampler
+from piddm.tasks.latent import LatentOptConfig, optimise_latents
+from piddm.tasks.masks import task_masks
+from piddm.training.distributed import DistInfo, resolve_device
 
 #: The ``piddm eval`` keys, in :class:`piddm.metrics.EvalReport`'s order (task rows fill the
 #: residual and relative-residual ones; their consistency keys stay ``None``).
@@ -152,18 +165,12 @@ class _Context:
 # ----------------------------------------------------------------------------- reference
 def ensure_reference(cfg: BenchConfig, pde: PDE, progress: bool) -> np.ndarray:
     """The held-out reference fields ``(N, C, S, S)``; generated with the solver if missing."""
-    from piddm.data.io import read_dataset
-
     path = Path(cfg.reference.path)
     if not path.exists():
         if cfg.reference.n is None:
             raise PiddmError(
                 f"reference {path} does not exist (set reference.n to generate it with the solver)"
             )
-        import os
-
-        from piddm.data.generate import generate_dataset
-
         path.parent.mkdir(parents=True, exist_ok=True)
         workers = max(1, min(os.cpu_count() or 1, 8)) if cfg.reference.n >= 256 else 1
         generate_dataset(
@@ -208,8 +215,6 @@ def check_held_out(cfg: BenchConfig, models: dict[str, BenchModel]) -> None:
 
 def _generator_seed(path: Path) -> int | None:
     """The ``seed`` a dataset file was generated with, if it records one."""
-    from piddm.data.io import open_dataset_file, read_attrs
-
     try:
         with open_dataset_file(path) as handle:
             generator = read_attrs(handle).get("generator") or {}
@@ -233,8 +238,6 @@ def _timed(ctx: _Context, fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor,
 
 
 def _seeds(seed: int, n: int) -> list[int]:
-    from piddm.data.generate import sample_seed
-
     return [sample_seed(seed, i) for i in range(n)]
 
 
@@ -243,8 +246,6 @@ def _to_physical(pde: PDE, x: torch.Tensor) -> np.ndarray:
 
 
 def _model_sampler(ctx: _Context, method: str, model: BenchModel) -> tuple[Any, int]:
-    from piddm.sampling import make_sampler
-
     gen = ctx.cfg.generate
     if method in ("teacher", "pidm"):
         return make_sampler(model.model, model.metadata, ctx.pde, steps=gen.teacher_steps)
@@ -254,8 +255,6 @@ def _model_sampler(ctx: _Context, method: str, model: BenchModel) -> tuple[Any, 
 
 def _baseline(ctx: _Context, method: str, model: BenchModel) -> tuple[Any, Any]:
     """``(entry, settings)`` of a baseline on the teacher's noise grid (unless overridden)."""
-    from piddm.baselines import BASELINES
-
     entry = BASELINES[method]
     diffusion = model.metadata.get("diffusion", {})
     grid = {k: float(diffusion[k]) for k in ("sigma_min", "sigma_max", "rho") if k in diffusion}
@@ -277,9 +276,6 @@ def _run_baseline(
     obs: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> Outcome:
     """A baseline on latents of ``seeds``; ``obs = (mask, normalised values)`` for tasks."""
-    from piddm.baselines import CountingDenoiser
-    from piddm.sampling import latents
-
     entry, settings = _baseline(ctx, method, model)
     sigmas = settings.sigmas(device=ctx.device, dtype=torch.float32)
     out, seconds, nfe_total = [], 0.0, 0.0
@@ -300,8 +296,6 @@ def _run_baseline(
 
 def run_generate(ctx: _Context, method: str, model: BenchModel, n: int) -> Outcome:
     """``n`` unconditional samples of ``method`` from the shared latents."""
-    from piddm.sampling import latents
-
     gen = ctx.cfg.generate
     seeds = _seeds(gen.seed, n)
     if method in BASELINE_METHODS:
@@ -327,9 +321,6 @@ def run_task(
     """Estimates of ``truth`` ``(N, C, S, S)`` (physical, float64) observed where ``mask``."""
     tasks = ctx.cfg.tasks
     if method in STUDENT_METHODS:
-        from piddm.distill import one_step_generator
-        from piddm.tasks import LatentOptConfig, optimise_latents
-
         config = LatentOptConfig(**tasks.latent_settings(task))
         generator = one_step_generator(model.model, model.metadata)
         rng = torch.Generator().manual_seed(tasks.seed)
@@ -363,8 +354,6 @@ def _finite_note(fields: np.ndarray) -> str | None:
 def generate_row(
     ctx: _Context, method: str, model: BenchModel, n: int, variant: str | None
 ) -> tuple[dict[str, Any], np.ndarray]:
-    from piddm.metrics import evaluate
-
     ctx.log(f"bench: generate {method}{f' ({variant})' if variant else ''}, n={n}")
     outcome = run_generate(ctx, method, model, n)
     row = empty_row(method, "generate", variant)
@@ -429,8 +418,6 @@ def task_row_metrics(pde: PDE, estimate: np.ndarray, truth: np.ndarray) -> dict[
 
 def supports(method: str, task: str) -> tuple[bool, str | None]:
     """Whether ``method`` handles ``task``, and a note if not."""
-    from piddm.baselines import BASELINES
-
     if task == "generate" or method in STUDENT_METHODS:
         return True, None
     if method in BASELINES:
@@ -469,12 +456,6 @@ def run_bench(
     figures: bool = True,
 ) -> BenchResult:
     """Run the benchmark; writes figures and ``bench.json`` into ``out_dir``."""
-    import json
-
-    from piddm.pdes import get_pde
-    from piddm.tasks import task_masks
-    from piddm.training.distributed import DistInfo, resolve_device
-
     log = log or (lambda message: None)
     pde = get_pde(cfg.pde.name, cfg.pde.resolution, **cfg.pde.params)
     dev = resolve_device(device or cfg.device, DistInfo(0, 1, 0))
@@ -498,8 +479,6 @@ def run_bench(
         result.outputs["generate", row_label(row)] = fields
     task_figures: dict[str, dict[str, Any]] = {}
     for k, task in enumerate(cfg.tasks.run):
-        from piddm.data.generate import sample_seed
-
         truth = torch.from_numpy(reference[: cfg.tasks.n]).double().to(dev)
         mask_rng = torch.Generator().manual_seed(sample_seed(cfg.tasks.seed, k))
         mask = task_masks(
@@ -531,8 +510,6 @@ def run_bench(
         }
     out.mkdir(parents=True, exist_ok=True)
     if figures:
-        from piddm.bench.figures import plot_residual_maps, plot_task_comparison
-
         if samples:
             result.figures.append(
                 plot_residual_maps(pde, reference[0], samples, out / "generate-residuals.png")
@@ -551,9 +528,7 @@ def run_bench(
                     )
                 )
     payload = result.payload(cfg, out)
-    from piddm.cli import _json_default
-
-    (out / "bench.json").write_text(json.dumps(payload, indent=1, default=_json_default) + "\n")
+    (out / "bench.json").write_text(json.dumps(payload, indent=1, default=json_default) + "\n")
     return result
 
 

@@ -1,13 +1,17 @@
-"""``piddm bench``: all methods of SPEC section 5 vs PIDDM, one table + figures."""
+"""``piddm bench``: all baselines (docs/method.md, "Baselines") vs PIDDM, one table + figures."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
+import torch
 
+from piddm.bench import load_bench_config, markdown_table, run_bench
 from piddm.commands.options import json_option
 from piddm.errors import PiddmError
+from piddm.jsonio import emit_json
+from piddm.progress import show_progress
 
 
 @click.command(name="bench")
@@ -56,12 +60,7 @@ def command(
     figures and bench.json to the output directory. Models missing from the config are
     skipped with a warning; a 'build' section trains tiny ones into a cache first.
     """
-    from piddm.bench import load_bench_config, markdown_table, run_bench
-    from piddm.cli import emit_json
-
     if threads is not None:
-        import torch
-
         torch.set_num_threads(threads)
     cfg = load_bench_config(config_path)
     if pde != cfg.pde.name:
@@ -71,7 +70,9 @@ def command(
         if not quiet or message.startswith("warning:"):
             click.echo(message, err=True)
 
-    result = run_bench(cfg, device=device, out_dir=out_dir, progress=not quiet, log=log)
+    result = run_bench(
+        cfg, device=device, out_dir=out_dir, progress=show_progress(quiet=quiet or as_json), log=log
+    )
     out = Path(out_dir or cfg.out_dir)
     if as_json:
         payload = result.payload(cfg, out)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from piddm.cli import emit_json
 from piddm.commands.options import INT64, SEED, device_option, json_option
+from piddm.demo import DEMO_SEED, DemoSettings, demo_pdes, format_report, run_demo
+from piddm.errors import PiddmError
+from piddm.jsonio import emit_json
+from piddm.training.distributed import DistInfo, resolve_device
 
 
 @click.command(name="demo")
 @click.option(
     "--pde",
-    type=click.Choice(["darcy", "poisson", "helmholtz", "burgers"]),
-    default="darcy",
+    type=click.Choice(demo_pdes()),
+    default=DemoSettings.pde,
     show_default=True,
     help="Which PDE's pretrained models to run.",
 )
@@ -21,24 +26,53 @@ from piddm.commands.options import INT64, SEED, device_option, json_option
     type=click.Path(file_okay=False),
     default="piddm-demo",
     show_default=True,
-    help="Directory for the figures (created if missing; figures in it are replaced).",
+    help="Directory for the figures: each PDE writes to OUT/<pde>/ (created if missing; "
+    "figures in it are replaced).",
 )
-@click.option("--samples", type=INT64, default=64, show_default=True, help="Student samples.")
 @click.option(
-    "--teacher-samples", type=INT64, default=8, show_default=True, help="Teacher samples."
+    "--samples",
+    type=INT64,
+    default=DemoSettings.samples,
+    show_default=True,
+    help="Student samples.",
 )
-@click.option("--instances", type=INT64, default=4, show_default=True, help="Task instances.")
-@click.option("--ensemble", type=INT64, default=4, show_default=True, help="Latents per instance.")
+@click.option(
+    "--teacher-samples",
+    type=INT64,
+    default=DemoSettings.teacher_samples,
+    show_default=True,
+    help="Teacher samples.",
+)
+@click.option(
+    "--instances",
+    type=INT64,
+    default=DemoSettings.instances,
+    show_default=True,
+    help="Task instances.",
+)
+@click.option(
+    "--ensemble",
+    type=INT64,
+    default=DemoSettings.ensemble,
+    show_default=True,
+    help="Latents per instance.",
+)
 @click.option(
     "--candidates",
     type=INT64,
-    default=256,
+    default=DemoSettings.candidates,
     show_default=True,
     help="Prior latents screened per task instance (none unless it exceeds --ensemble).",
 )
-@click.option("--steps", type=INT64, default=100, show_default=True, help="Task optimiser steps.")
-@click.option("--obs-fraction", type=float, default=0.03, show_default=True)
-@click.option("--seed", type=SEED, default=None, help="Seed of the fresh instances [20261122].")
+@click.option(
+    "--steps",
+    type=INT64,
+    default=DemoSettings.steps,
+    show_default=True,
+    help="Task optimiser steps.",
+)
+@click.option("--obs-fraction", type=float, default=DemoSettings.obs_fraction, show_default=True)
+@click.option("--seed", type=SEED, default=None, help=f"Seed of the fresh instances [{DEMO_SEED}].")
 @click.option("--teacher", default=None, help="Teacher instead of the pretrained one.")
 @click.option("--student", default=None, help="Student instead of the pretrained one.")
 @device_option
@@ -63,16 +97,11 @@ def command(
 
     Solves fresh instances with the numerical solver, samples the one-step student and the
     Heun teacher from the same latents (solver consistency, relative and raw residual, time
-    per sample), solves a forward and an inverse problem from 3 % random observations,
-    prints two small tables and writes figures to --out. Nothing is trained and nothing is
-    downloaded.
+    per sample), solves a forward and an inverse problem (Darcy, Poisson, Helmholtz: 3 %
+    random nodes of the coefficient / the solution; Burgers: the initial condition / sensors
+    at all times), each error next to its yardstick in brackets, prints two small tables and
+    writes figures to --out/<pde>/. Nothing is trained and nothing is downloaded.
     """
-    from pathlib import Path
-
-    from piddm.demo import DEMO_SEED, DemoSettings, format_report, run_demo
-    from piddm.errors import PiddmError
-    from piddm.training.distributed import DistInfo, resolve_device
-
     settings = DemoSettings(
         pde=pde,
         samples=samples,
@@ -86,9 +115,11 @@ def command(
         teacher=teacher,
         student=student,
     )
-    if Path(out).exists() and not Path(out).is_dir():
-        raise PiddmError(f"--out {out} exists and is not a directory")
-    report = run_demo(settings, out, resolve_device(device, DistInfo(0, 1, 0)))
+    out_dir = Path(out) / pde
+    for path in (Path(out), out_dir):
+        if path.exists() and not path.is_dir():
+            raise PiddmError(f"--out {path} exists and is not a directory")
+    report = run_demo(settings, out_dir, resolve_device(device, DistInfo(0, 1, 0)))
     if as_json:
         emit_json(report.to_json())
         return

@@ -8,6 +8,10 @@ from pathlib import Path
 import click
 
 from piddm.commands.options import device_option, json_option
+from piddm.config import parse_overrides
+from piddm.distill.config import student_config
+from piddm.distill.run import distill
+from piddm.jsonio import emit_json
 
 
 @click.command(name="distill")
@@ -60,19 +64,14 @@ def command(
     device: str,
     as_json: bool,
 ) -> None:
-    """Distil TEACHER into a one-step student (SPEC sections 3 and 4).
+    """Distil TEACHER into a one-step student (docs/method.md, "PIDDM student").
 
     piddm: teacher pairs (eps, Phi(eps)) from N_s Heun steps, cached in the run directory and
     partly refreshed every K steps; loss |G(eps) - x0|^2 + lambda_train Rn(G(eps)).
     pid: PID's trajectory student, no pairs. Both run in the teacher's training loop:
     checkpoints, --resume, torchrun DDP, stats.jsonl.
     """
-    from piddm.cli import emit_json
-    from piddm.commands.train import _parse_overrides
-    from piddm.distill.config import student_config
-    from piddm.distill.run import distill
-
-    extra = _parse_overrides(overrides)
+    extra = parse_overrides(overrides)
     if steps is not None:
         extra["train.steps"] = steps
     if lambda_train is not None:

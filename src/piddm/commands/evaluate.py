@@ -6,10 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import click
+import numpy as np
 
-from piddm.cli import emit_json
 from piddm.commands.options import json_option
+from piddm.data.io import read_dataset
 from piddm.errors import PiddmError
+from piddm.jsonio import emit_json
+from piddm.metrics import evaluate
 
 
 @click.command(name="eval")
@@ -30,9 +33,6 @@ def command(samples: str, reference: str, no_consistency: bool, as_json: bool) -
     disjoint halves of equal size (each floor is averaged over 16 random splits of the
     reference).
     """
-    from piddm.data.io import read_dataset
-    from piddm.metrics import evaluate
-
     gen = read_dataset(samples, check_finite=False)
     ref = read_dataset(reference)
     if (gen.pde.name, gen.pde.resolution) != (ref.pde.name, ref.pde.resolution):
@@ -44,8 +44,6 @@ def command(samples: str, reference: str, no_consistency: bool, as_json: bool) -
         raise PiddmError(
             f"PDE parameters differ: samples {gen.pde.params}, reference {ref.pde.params}"
         )
-    import numpy as np
-
     if not np.isfinite(gen.fields).all():
         raise PiddmError(f"{samples} contains NaN or Inf values: the model diverged")
     report = evaluate(ref.pde, gen.fields, ref.fields, consistency=not no_consistency).as_dict()

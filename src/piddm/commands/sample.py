@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from piddm.cli import emit_json
+from piddm.atomic import check_output_path
 from piddm.commands.options import (
     INT64,
     SEED,
@@ -13,6 +13,11 @@ from piddm.commands.options import (
     model_option,
     quiet_option,
 )
+from piddm.jsonio import emit_json
+from piddm.models import load_any
+from piddm.progress import show_progress
+from piddm.sampling import check_model_matches, pde_of, sample_checkpoint, write_samples
+from piddm.training.distributed import DistInfo, resolve_device
 
 
 @click.command(name="sample")
@@ -54,11 +59,6 @@ def command(
     students generate in one evaluation (plus refinement steps if --refine > 0). Sample i
     depends only on (seed, i), not on the batch size.
     """
-    from piddm.atomic import check_output_path
-    from piddm.models import load_any
-    from piddm.sampling import check_model_matches, pde_of, sample_checkpoint, write_samples
-    from piddm.training.distributed import DistInfo, resolve_device
-
     check_output_path(out, overwrite)
     torch_device = resolve_device(device, DistInfo(0, 1, 0))
     denoiser, metadata = load_any(model, torch_device)
@@ -73,7 +73,7 @@ def command(
         refine=refine,
         batch_size=batch_size,
         device=torch_device,
-        progress=not quiet,
+        progress=show_progress(quiet=quiet or as_json),
     )
     nfe = run.nfe
     generator = {

@@ -4,28 +4,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
-import yaml
+import torch
 
+from piddm.commands.options import device_option
+from piddm.config import Config, config_to_dict, load_config, parse_overrides, validate_config
+from piddm.diffusion import EDMPrecond
 from piddm.errors import PiddmError
-
-if TYPE_CHECKING:
-    from piddm.config import Config
-
-
-def _parse_overrides(items: tuple[str, ...]) -> dict[str, object]:
-    overrides: dict[str, object] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise PiddmError(f"--set expects KEY=VALUE (e.g. optim.lr=1e-3), got {item!r}")
-        try:
-            overrides[key.strip()] = yaml.safe_load(value)
-        except (yaml.YAMLError, RecursionError):
-            raise PiddmError(f"--set {key}: cannot parse value {value!r}") from None
-    return overrides
+from piddm.jsonio import emit_json
+from piddm.models import resolve_model
+from piddm.nets import build_unet
+from piddm.pdes import get_pde
+from piddm.training import train
+from piddm.training.teacher import load_training_fields, unet_config
 
 
 @click.command("train")
@@ -54,13 +47,7 @@ def _parse_overrides(items: tuple[str, ...]) -> dict[str, object]:
     "checkpoint.",
 )
 @click.option("--overwrite", is_flag=True, help="Delete the checkpoints of an existing run dir.")
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default="auto",
-    show_default=True,
-    help="auto: CUDA if available.",
-)
+@device_option
 @click.option(
     "--set",
     "overrides",
@@ -89,7 +76,7 @@ def command(
     dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Train an EDM teacher (SPEC section 2) as configured.
+    """Train an EDM teacher (docs/method.md, "EDM teacher") as configured.
 
     Writes runs/NNNNN-<pde>-<res>-<desc>/ with config.json, log.txt, stats.jsonl,
     checkpoints/ (EMA weights as .safetensors, training state for --resume, final.safetensors),
@@ -97,11 +84,7 @@ def command(
     generated with the solver first. Under `torchrun --nproc_per_node K -m piddm train ...`
     the global batch is split over K ranks (same results up to float reduction order).
     """
-    from piddm.cli import emit_json
-    from piddm.config import load_config
-    from piddm.training import train
-
-    extra = _parse_overrides(overrides)
+    extra = parse_overrides(overrides)
     if steps is not None:
         extra["train.steps"] = steps
     cfg = load_config(config_path, extra)
@@ -154,15 +137,6 @@ def check_run(cfg: Config, data: Path | None) -> dict[str, Any]:
     runs one forward pass there, which catches architectures the U-Net cannot take. Returns a
     JSON-ready summary; raises :class:`PiddmError` for any problem.
     """
-    import torch
-
-    from piddm.config import config_to_dict, validate_config
-    from piddm.diffusion import EDMPrecond
-    from piddm.models import resolve_model
-    from piddm.nets import build_unet
-    from piddm.pdes import get_pde
-    from piddm.training.teacher import load_training_fields, unet_config
-
     if cfg.kind != "teacher":
         raise PiddmError(f"config kind: 'piddm train' trains teachers, got kind {cfg.kind!r}")
     if data is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from piddm.atomic import atomic_output, check_output_path
@@ -28,6 +29,7 @@ from piddm.data.io import (
 )
 from piddm.errors import PiddmError
 from piddm.pdes import PDE, get_pde
+from piddm.progress import show_progress
 
 #: Samples per task handed to a worker process: large enough to amortise IPC, small enough
 #: to keep the progress bar and memory smooth.
@@ -75,8 +77,6 @@ _WORKER_PDE: PDE | None = None
 
 def _init_worker(name: str, resolution: int, params: dict[str, float]) -> None:
     global _WORKER_PDE
-    import torch
-
     torch.set_num_threads(1)
     _WORKER_PDE = get_pde(name, resolution, **params)
 
@@ -105,8 +105,9 @@ def generate_dataset(
 ) -> Path:
     """Solve ``n`` samples of ``pde`` (or the shard's part of them) into the HDF5 file ``out``.
 
-    Raises :class:`PiddmError` for ``n <= 0``, ``workers < 1`` or an unusable output path;
-    the file appears only when complete.
+    ``progress``: a progress bar on stderr, drawn only when stderr is a terminal. Raises
+    :class:`PiddmError` for ``n <= 0``, ``workers < 1`` or an unusable output path; the file
+    appears only when complete.
     """
     if int(n) <= 0:
         raise PiddmError(f"--n must be positive, got {n}")
@@ -121,7 +122,10 @@ def generate_dataset(
     if shard is not None:
         attrs.update(shard=f"{shard.index}/{shard.count}", index_start=indices.start)
     bar = tqdm(
-        total=len(seeds), desc=f"{pde.name} {pde.resolution}^2", unit="sample", disable=not progress
+        total=len(seeds),
+        desc=f"{pde.name} {pde.resolution}^2",
+        unit="sample",
+        disable=not show_progress(quiet=not progress),
     )
     with atomic_output(out_path) as tmp:
         writer = DatasetWriter(tmp, len(seeds), pde, attrs)

@@ -1,4 +1,4 @@
-"""The piddm HDF5 dataset format (SPEC section 1) and its validated reader / atomic writer.
+"""The piddm HDF5 dataset format (docs/method.md, "Dataset files"): validated reader, atomic writer.
 
 Layout of one file (one split):
 
@@ -27,6 +27,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,6 @@ class FieldData:
 
 def dataset_attrs(pde: PDE, generator: dict[str, Any]) -> dict[str, Any]:
     """The attributes of a dataset file of ``pde`` made by ``generator`` settings."""
-    from piddm import __version__
-
     info = pde.describe()
     return {
         "format": FORMAT_NAME,
@@ -74,7 +73,7 @@ def dataset_attrs(pde: PDE, generator: dict[str, Any]) -> dict[str, Any]:
         "norm_shift": np.asarray(info["norm_shift"], dtype=np.float64),
         "norm_scale": np.asarray(info["norm_scale"], dtype=np.float64),
         "generator": json.dumps(generator, sort_keys=True),
-        "piddm_version": __version__,
+        "piddm_version": version("piddm"),
     }
 
 

@@ -7,21 +7,34 @@ The pieces are independent and meet through one interface, the denoiser
 from piddm.diffusion.gaussian import gaussian_denoiser, gaussian_flow
 from piddm.diffusion.loss import DenoisedBatch, EDMLoss
 from piddm.diffusion.preconditioning import EDMPrecond, edm_coefficients
-from piddm.diffusion.samplers import SAMPLERS, count_nfe, sample_euler, sample_heun
+from piddm.diffusion.samplers import (
+    SAMPLERS,
+    Callback,
+    count_nfe,
+    denoise,
+    heun_step,
+    noise_grid,
+    sample_euler,
+    sample_heun,
+)
 from piddm.diffusion.schedules import karras_sigmas
 from piddm.diffusion.utils import Denoiser
 
 __all__ = [
     "SAMPLERS",
+    "Callback",
     "DenoisedBatch",
     "Denoiser",
     "EDMLoss",
     "EDMPrecond",
     "count_nfe",
+    "denoise",
     "edm_coefficients",
     "gaussian_denoiser",
     "gaussian_flow",
+    "heun_step",
     "karras_sigmas",
+    "noise_grid",
     "sample_euler",
     "sample_heun",
 ]

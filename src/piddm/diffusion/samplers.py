@@ -16,13 +16,14 @@ from typing import Any, Literal
 
 import torch
 
-from piddm.diffusion.utils import Denoiser
+from piddm.diffusion.utils import Denoiser, batch_sigma
 
 Callback = Callable[[dict[str, Any]], None]
 
 
-def _grid(sigmas: torch.Tensor) -> list[float]:
-    """Validate a noise grid and return it as python floats."""
+def noise_grid(sigmas: torch.Tensor) -> list[float]:
+    """Validate a noise grid ``(N + 1,)`` (strictly decreasing, non-negative) and return it as
+    python floats; raises :class:`ValueError` otherwise."""
     if sigmas.ndim != 1 or sigmas.numel() < 2:
         raise ValueError(
             f"sigmas must be a 1-D grid of >= 2 levels, got shape {tuple(sigmas.shape)}"
@@ -33,19 +34,43 @@ def _grid(sigmas: torch.Tensor) -> list[float]:
     return grid
 
 
-def _sigma_batch(t: float, x: torch.Tensor) -> torch.Tensor:
-    return torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
-
-
-def _slope(
-    denoiser: Denoiser, x: torch.Tensor, t: float, i: int, callback: Callback | None
+def denoise(
+    denoiser: Denoiser, x: torch.Tensor, t: float, i: int, callback: Callback | None = None
 ) -> torch.Tensor:
-    """The ODE's slope ``(x - D(x; t)) / t`` at the start of step ``i``; ``callback`` (if
-    any) receives ``dict(i=i, x=x, sigma=t, denoised=D(x; t))`` first."""
-    denoised = denoiser(x, _sigma_batch(t, x))
+    """``D(x; t)`` ``(B, C, S, S)`` at the start of step ``i``; ``callback`` (if any) receives
+    ``dict(i=i, x=x, sigma=t, denoised=D(x; t))``."""
+    denoised = denoiser(x, batch_sigma(t, x))
     if callback is not None:
         callback({"i": i, "x": x, "sigma": t, "denoised": denoised})
-    return (x - denoised) / t
+    return denoised
+
+
+def heun_step(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    t_cur: float,
+    t_next: float,
+    i: int,
+    callback: Callback | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step ``i`` of :func:`sample_heun`: ``(x_next, x0hat)``, both ``(B, C, S, S)``.
+
+    With ``d(x; t) = (x - D(x; t)) / t`` and the Euler prediction
+    ``x' = x + (t_next - t_cur) d(x; t_cur)``: ``x_next = x + (t_next - t_cur)
+    (d(x; t_cur) + d(x'; t_next)) / 2`` if ``t_next > 0``, else ``x'``. ``x0hat`` is the last
+    denoiser output of the step, ``D(x'; t_next)`` or ``D(x; t_cur)`` (guidance uses it).
+    """
+    denoised = denoise(denoiser, x, t_cur, i, callback)
+    d_cur = (x - denoised) / t_cur
+    # Euler step.
+    x_next = x + (t_next - t_cur) * d_cur
+    x0hat = denoised
+    # Heun correction.
+    if t_next > 0:
+        x0hat = denoiser(x_next, batch_sigma(t_next, x))
+        d_next = (x_next - x0hat) / t_next
+        x_next = x + (t_next - t_cur) * (0.5 * d_cur + 0.5 * d_next)
+    return x_next, x0hat
 
 
 def sample_euler(
@@ -57,9 +82,9 @@ def sample_euler(
 ) -> torch.Tensor:
     """Euler's method for the probability-flow ODE (Karras et al. 2022, Alg. 1 without the
     second-order correction); ``N`` network evaluations for ``N`` steps."""
-    grid = _grid(sigmas)
+    grid = noise_grid(sigmas)
     for i, (t_cur, t_next) in enumerate(zip(grid[:-1], grid[1:], strict=False)):
-        d_cur = _slope(denoiser, x, t_cur, i, callback)
+        d_cur = (x - denoise(denoiser, x, t_cur, i, callback)) / t_cur
         # Euler step.
         x = x + (t_next - t_cur) * d_cur
     return x
@@ -75,16 +100,9 @@ def sample_heun(
     """Heun's second-order method for the probability-flow ODE (Karras et al. 2022, Alg. 1,
     deterministic); the last step to ``sigma = 0`` is an Euler step. ``2N - 1`` network
     evaluations for ``N`` steps ending at 0."""
-    grid = _grid(sigmas)
+    grid = noise_grid(sigmas)
     for i, (t_cur, t_next) in enumerate(zip(grid[:-1], grid[1:], strict=False)):
-        d_cur = _slope(denoiser, x, t_cur, i, callback)
-        # Euler step.
-        x_next = x + (t_next - t_cur) * d_cur
-        # Heun correction.
-        if t_next > 0:
-            d_next = (x_next - denoiser(x_next, _sigma_batch(t_next, x))) / t_next
-            x_next = x + (t_next - t_cur) * (0.5 * d_cur + 0.5 * d_next)
-        x = x_next
+        x, _ = heun_step(denoiser, x, t_cur, t_next, i, callback)
     return x
 
 
@@ -98,7 +116,7 @@ def count_nfe(steps: int | torch.Tensor, method: Literal["heun", "euler"] = "heu
     if method not in ("heun", "euler"):
         raise ValueError(f"unknown sampler '{method}'; expected 'heun' or 'euler'")
     if isinstance(steps, torch.Tensor):
-        grid = _grid(steps)
+        grid = noise_grid(steps)
         if method == "euler":
             return len(grid) - 1
         return sum(2 if t_next > 0 else 1 for t_next in grid[1:])

@@ -14,9 +14,11 @@ Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def batch_sigma(sigma: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
     """Noise levels as a ``(B,)`` tensor in ``x``'s dtype and device, ``B = x.shape[0]``.
 
-    ``sigma`` may be a python float, a 0-d or one-element tensor (broadcast to the batch) or a
-    ``(B,)`` tensor.
+    ``sigma`` may be a python float (a new tensor filled with it: the samplers' noise level of
+    a step), a 0-d or one-element tensor (broadcast to the batch) or a ``(B,)`` tensor.
     """
+    if isinstance(sigma, float | int):
+        return torch.full((x.shape[0],), sigma, dtype=x.dtype, device=x.device)
     sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1)
     if sigma.numel() == 1:
         return sigma.expand(x.shape[0])

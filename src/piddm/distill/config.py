@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from piddm.checkpoint import read_metadata
 from piddm.config import Config, config_from_dict, load_config
 from piddm.errors import PiddmError
+from piddm.models import resolve_model
 
-#: Settings a student run derived from a teacher's config starts from (SPEC section 9:
+#: Student-run defaults over a teacher's config (docs/method.md, "Student run defaults":
 #: a student initialised from the teacher needs a smaller learning rate and few steps).
 STUDENT_DEFAULTS: dict[str, Any] = {
     "optim.lr": 2e-4,
@@ -35,9 +37,6 @@ def student_config(
         if cfg.kind not in ("piddm", "pid"):
             raise PiddmError(f"config {config_path}: kind must be piddm or pid, got {cfg.kind!r}")
         return cfg
-    from piddm.checkpoint import read_metadata
-    from piddm.models import resolve_model
-
     base = read_metadata(resolve_model(teacher)).get("config")
     if not isinstance(base, dict):
         raise PiddmError(f"teacher {teacher} carries no config; pass --config")

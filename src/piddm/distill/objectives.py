@@ -1,6 +1,6 @@
 """Student objectives for the one training loop (:func:`piddm.training.loop.fit`).
 
-* :class:`PIDDMObjective` (SPEC section 3.3): per pair ``(eps, x0)``,
+* :class:`PIDDMObjective` (docs/method.md, "PIDDM student"): per pair ``(eps, x0)``,
   ``|G(eps) - x0|^2 + lambda_train Rn(G(eps))`` with ``G(eps) = D_student(smax eps; smax)``,
   the squared error averaged over ``(C, S, S)`` in normalised space and ``Rn`` the PDE's
   physics term of the de-normalised output (``residual_norm``: the paper's normalised mean
@@ -11,7 +11,7 @@
   pair regression alone shrinks the student's samples towards their mean wherever the
   teacher's map is too sharp to fit (two-phase interfaces); the spread term restores the
   teacher's pointwise spread. Its minimiser is still ``G = Phi_teacher``.
-* :class:`PIDObjective` (SPEC section 4, Tee et al.): data-free; with ``z = smax eps``, a
+* :class:`PIDObjective` (docs/method.md, "PID student"): data-free; with ``z = smax eps``, a
   Karras grid ``t_0 = smax > ... > t_{N-1} = smin``, ``i ~ U{0..N-1}``, ``t = t_i``,
   ``t' = t_{i+1}`` (``t_{i-1}`` at the end),
   ``Delta = (x(z, t) - x(z, t')) / (t - t')`` and
@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -74,6 +75,25 @@ def check_residual_grad(residual_grad: str) -> None:
         raise ValueError(f"residual_grad must be 'all' or 'solution', got {residual_grad!r}")
 
 
+@dataclass(frozen=True)
+class PhysicsTerm:
+    """The students' physics term: ``Rn(x)`` of :func:`residual_term` (kind ``residual_norm``,
+    gradient reaching the channels ``residual_grad`` selects), weighted by ``lambda_train``
+    in the loss (``0``: off)."""
+
+    pde: PDE
+    lambda_train: float
+    residual_grad: str = "all"
+    residual_norm: str = "plain"
+
+    def __post_init__(self) -> None:
+        check_residual_grad(self.residual_grad)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``Rn(x)`` ``(B,)`` of normalised fields ``x`` ``(B, C, S, S)`` (unweighted)."""
+        return residual_term(self.pde, x, self.residual_grad, self.residual_norm)
+
+
 class PIDDMObjective:
     """Pair regression plus the physics term; the batch holds ``[eps, x0]`` ``(b, 2C, S, S)``."""
 
@@ -87,12 +107,9 @@ class PIDDMObjective:
         std_weight: float = 0.0,
         residual_norm: str = "plain",
     ) -> None:
-        check_residual_grad(residual_grad)
+        self.physics = PhysicsTerm(pde, float(lambda_train), residual_grad, residual_norm)
         self.pde, self.bank = pde, bank
-        self.residual_norm = residual_norm
-        self.lambda_train = float(lambda_train)
         self.sigma_max = float(sigma_max)
-        self.residual_grad = residual_grad
         self.std_weight = float(std_weight)
         self.calls = 0
 
@@ -107,8 +124,9 @@ class PIDDMObjective:
             self.sigma_max * eps, torch.full((len(eps),), self.sigma_max, device=eps.device)
         )
         mse = (out - x0).square().flatten(1).mean(dim=1)
-        residual = residual_term(self.pde, out, self.residual_grad, self.residual_norm)
-        per_sample = mse + self.lambda_train * residual if self.lambda_train > 0 else mse
+        residual = self.physics(out)
+        weight = self.physics.lambda_train
+        per_sample = mse + weight * residual if weight > 0 else mse
         stats = {"loss_pairs": mse.detach().mean(), "residual": residual.detach().mean()}
         loss = per_sample.mean()
         if self.std_weight > 0:
@@ -141,11 +159,8 @@ class PIDObjective:
         residual_grad: str = "all",
         residual_norm: str = "plain",
     ) -> None:
-        check_residual_grad(residual_grad)
-        self.pde, self.teacher = pde, teacher
-        self.residual_norm = residual_norm
-        self.lambda_train = float(lambda_train)
-        self.residual_grad = residual_grad
+        self.physics = PhysicsTerm(pde, float(lambda_train), residual_grad, residual_norm)
+        self.teacher = teacher
         self.grid = karras_sigmas(grid_points - 1, sigma_min, sigma_max, rho)[:-1].float()
         self.shape = (pde.num_channels, pde.resolution, pde.resolution)
         self.sigma_min = float(sigma_min)
@@ -165,7 +180,8 @@ class PIDObjective:
         # One forward pass for x(z, t), x(z, t') (and x(z, smin)): DDP sees a single call.
         zs = [z, z]
         ts = [t, t_next]
-        if self.lambda_train > 0:
+        weight = self.physics.lambda_train
+        if weight > 0:
             zs.append(z)
             ts.append(torch.full_like(t, self.sigma_min))
         out = model(torch.cat(zs), torch.cat(ts)).chunk(len(zs))
@@ -176,8 +192,8 @@ class PIDObjective:
         trajectory = (x_t - append_dims(t, z.ndim) * delta - target).square().flatten(1).mean(1)
         stats = {"loss_trajectory": trajectory.detach().mean()}
         per_sample = trajectory
-        if self.lambda_train > 0:
-            residual = residual_term(self.pde, out[2], self.residual_grad, self.residual_norm)
-            per_sample = trajectory + self.lambda_train * residual
+        if weight > 0:
+            residual = self.physics(out[2])
+            per_sample = trajectory + weight * residual
             stats["residual"] = residual.detach().mean()
         return per_sample.mean(), stats

@@ -1,4 +1,4 @@
-"""Teacher pairs ``(eps, x0 = Phi_teacher(eps))`` for PIDDM (SPEC section 3.1).
+"""Teacher pairs ``(eps, x0 = Phi_teacher(eps))`` for PIDDM (docs/method.md, "Teacher pairs").
 
 ``x0`` integrates the teacher's probability-flow ODE from ``x_T = smax eps`` with ``N_s``
 deterministic Heun steps. Pair ``j`` of refresh round ``r`` has its latent drawn from a
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,10 @@ from piddm.training.loop import derive_seed
 
 STREAM_PAIRS = 11
 STREAM_REFRESH_PICK = 12
+
+#: A map applied to the teacher's endpoints ``(B, C, S, S)`` (normalised) before they become
+#: pairs, e.g. replacing their solution by the solver's (``distill.pair_targets: solved``).
+TargetMap = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -98,11 +103,16 @@ def compute_pairs(
     shape: tuple[int, ...],
     info: DistInfo,
     progress: bool = False,
+    targets: TargetMap | None = None,
 ) -> torch.Tensor:
-    """Pairs for ``indices``, ``(len, 2C, S, S)`` = ``[eps, x0]``, computed sharded over ranks."""
+    """Pairs for ``indices``, ``(len, 2C, S, S)`` = ``[eps, x0]``, computed sharded over ranks;
+    ``x0 = targets(Phi_teacher(eps))`` when a target map is given."""
     mine = indices[info.rank :: info.world_size]
     eps = pair_latents(seed, round_index, mine, shape)
-    local = torch.cat([eps, teacher_endpoints(teacher, eps, settings, progress)], dim=1)
+    endpoints = teacher_endpoints(teacher, eps, settings, progress)
+    if targets is not None and len(endpoints):
+        endpoints = targets(endpoints)
+    local = torch.cat([eps, endpoints], dim=1)
     if not info.enabled:
         return local
     gathered: list[torch.Tensor | None] = [None] * info.world_size
@@ -115,7 +125,10 @@ def compute_pairs(
 
 
 class PairBank:
-    """The pair buffer ``(P, 2C, S, S)`` and its refresh schedule, cached in ``directory``."""
+    """The pair buffer ``(P, 2C, S, S)`` and its refresh schedule, cached in ``directory``.
+
+    ``targets`` maps the teacher's endpoints before they are stored (see :data:`TargetMap`);
+    ``key`` must tell banks with different target maps apart."""
 
     def __init__(
         self,
@@ -127,9 +140,11 @@ class PairBank:
         info: DistInfo,
         key: dict | None = None,
         progress: bool = False,
+        targets: TargetMap | None = None,
     ) -> None:
         self.teacher, self.settings, self.shape = teacher, settings, shape
         self.seed, self.directory, self.info, self.progress = seed, directory, info, progress
+        self.targets = targets
         self.round = 0
         if info.is_main:
             claim_cache(
@@ -180,6 +195,7 @@ class PairBank:
                 self.shape,
                 self.info,
                 self.progress,
+                self.targets,
             )
         else:
             bank = previous.clone()
@@ -193,6 +209,7 @@ class PairBank:
                 self.shape,
                 self.info,
                 False,
+                self.targets,
             )
         if self.info.is_main:
             self.directory.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """Student training (``kind: piddm | pid``): what ``piddm distill`` calls.
 
-The student copies the teacher's architecture and EMA weights, then trains in the one loop
+The student copies the teacher's architecture and EMA weights, then trains within the run
+entry shared with teachers (:func:`~piddm.training.session.run_session`) in the one loop
 (:func:`piddm.training.loop.fit`: checkpoints, exact resume, DDP, stats) with
 :class:`~piddm.distill.objectives.PIDDMObjective` or
 :class:`~piddm.distill.objectives.PIDObjective`.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +20,15 @@ from torch import nn
 
 from piddm.checkpoint import read_checkpoint, resolve_checkpoint
 from piddm.config import Config, config_to_dict, validate_config
+from piddm.diffusion.one_step import PIDStudent, one_step_generator
 from piddm.distill.objectives import PIDDMObjective, PIDObjective, residual_term
 from piddm.distill.pairs import PairBank, PairSettings, check_pair_settings, file_digest
-from piddm.distill.students import PIDStudent, one_step_generator
 from piddm.errors import PiddmError
 from piddm.models import load_any, resolve_model
 from piddm.pdes import PDE, get_pde
-from piddm.training.distributed import (
-    DistInfo,
-    init_distributed,
-    resolve_device,
-    run_on_main,
-    shutdown_distributed,
-)
-from piddm.training.loop import TrainResult, TrainSpec, fit
-from piddm.training.rundir import prepare_run_dir
+from piddm.training.distributed import DistInfo
+from piddm.training.loop import TrainResult, TrainSpec
+from piddm.training.session import run_session
 
 STUDENT_KINDS = ("piddm", "pid")
 
@@ -110,35 +106,49 @@ def distill(
     if cfg.kind not in STUDENT_KINDS:
         raise PiddmError(f"config kind: 'piddm distill' trains students, got kind {cfg.kind!r}")
     validate_config(cfg)
-    info = init_distributed(device)
-    try:
-        return _distill(cfg, str(teacher), info, run_dir, resume, overwrite, device, progress)
-    finally:
-        shutdown_distributed()
+    teacher_path = str(teacher)
+    with run_session(device) as session:
+        teacher_model, teacher_meta = load_any(teacher_path, session.device)
+        check_teacher_matches(cfg, teacher_meta)
+        pde = get_pde(cfg.pde.name, cfg.pde.resolution, **cfg.pde.params)
+        run_path, record = session.open_run_dir(cfg, run_dir, resume, overwrite)
+        shape = (pde.num_channels, pde.resolution, pde.resolution)
+        show = progress and session.info.is_main
+        objective, data = student_objective(
+            cfg, pde, teacher_model, teacher_meta, teacher_path, run_path, session.info, show
+        )
+        spec = TrainSpec(
+            kind=cfg.kind,
+            model=build_student(cfg, teacher_model, teacher_meta),
+            objective=objective,
+            data=data,
+            metadata=lambda step: student_metadata(cfg, teacher_meta, teacher_path, step),
+            sample=one_step_sampler(teacher_meta, shape),
+            finish=residual_report(pde),
+        )
+        return session.fit(cfg, spec, run_path, record, progress)
 
 
-def _distill(
+def student_objective(
     cfg: Config,
+    pde: PDE,
+    teacher: nn.Module,
+    teacher_meta: dict[str, Any],
     teacher_path: str,
+    run_path: Path,
     info: DistInfo,
-    run_dir: str | os.PathLike[str] | None,
-    resume: bool,
-    overwrite: bool,
-    device_name: str,
     progress: bool,
-) -> TrainResult:
-    dev = resolve_device(device_name, info)
-    teacher, teacher_meta = load_any(teacher_path, dev)
-    check_teacher_matches(cfg, teacher_meta)
-    pde = get_pde(cfg.pde.name, cfg.pde.resolution, **cfg.pde.params)
-    run_path, record = run_on_main(
-        lambda: prepare_run_dir(cfg, None if run_dir is None else Path(run_dir), resume, overwrite),
-        info,
-    )
+) -> tuple[PIDDMObjective | PIDObjective, torch.Tensor]:
+    """``(objective, data)`` of a student run on the teacher's noise grid.
+
+    PIDDM: the objective on a :class:`~piddm.distill.pairs.PairBank` of teacher pairs (cached
+    under ``distill.pairs_cache`` or the run's ``pairs/``, keyed by the teacher file's digest;
+    ``progress`` shows their generation), ``data`` the bank's buffer. PID: data-free, ``data``
+    a ``(batch_size, 1)`` placeholder (only the batch size matters).
+    """
     diffusion = teacher_meta["diffusion"]
     sigma_min, sigma_max = float(diffusion["sigma_min"]), float(diffusion["sigma_max"])
     d = cfg.distill
-    shape = (pde.num_channels, pde.resolution, pde.resolution)
     if cfg.kind == "piddm":
         settings = PairSettings(
             size=d.pairs,
@@ -153,40 +163,47 @@ def _distill(
         check_pair_settings(settings)
         cache = Path(d.pairs_cache) if d.pairs_cache else run_path / "pairs"
         key = {"teacher": file_digest(resolve_checkpoint(resolve_model(teacher_path)))}
+        targets = None
+        if d.pair_targets == "solved":
+            key["targets"] = "solved"  # teacher-target caches keep their key
+            targets = solver_targets(pde)
+        shape = (pde.num_channels, pde.resolution, pde.resolution)
         bank = PairBank(
-            teacher, settings, shape, cfg.train.seed, cache, info, key, progress and info.is_main
+            teacher, settings, shape, cfg.train.seed, cache, info, key, progress, targets
         )
-        objective: Any = PIDDMObjective(
+        objective = PIDDMObjective(
             pde, bank, d.lambda_train, sigma_max, d.residual_grad, d.std_weight, d.residual_norm
         )
-        data = bank.buffer
-    else:
-        objective = PIDObjective(
-            pde,
-            teacher,
-            d.lambda_train,
-            d.pid_grid,
-            sigma_min,
-            sigma_max,
-            float(diffusion["rho"]),
-            d.residual_grad,
-            d.residual_norm,
-        )
-        data = torch.zeros(cfg.optim.batch_size, 1)  # data-free: only the batch size matters
-    student = build_student(cfg, teacher, teacher_meta)
-    spec = TrainSpec(
-        kind=cfg.kind,
-        model=student,
-        objective=objective,
-        data=data,
-        metadata=lambda step: student_metadata(cfg, teacher_meta, teacher_path, step),
-        sample=one_step_sampler(teacher_meta, shape),
-        finish=residual_report(pde),
+        return objective, bank.buffer
+    pid = PIDObjective(
+        pde,
+        teacher,
+        d.lambda_train,
+        d.pid_grid,
+        sigma_min,
+        sigma_max,
+        float(diffusion["rho"]),
+        d.residual_grad,
+        d.residual_norm,
     )
-    return fit(cfg, spec, run_path, info, dev, record, progress)
+    return pid, torch.zeros(cfg.optim.batch_size, 1)
 
 
-def one_step_sampler(teacher_meta: dict[str, Any], shape: tuple[int, ...]) -> Any:
+def solver_targets(pde: PDE) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The ``solved`` pair targets: normalised endpoints ``(B, C, S, S)`` with their solution
+    replaced by the solver's for their own input (:meth:`PDE.with_solver_solution`)."""
+    norm = pde.normalisation
+
+    def targets(x0: torch.Tensor) -> torch.Tensor:
+        physical = norm.denormalise(x0.double())
+        return norm.normalise(pde.with_solver_solution(physical)).to(x0.dtype)
+
+    return targets
+
+
+def one_step_sampler(
+    teacher_meta: dict[str, Any], shape: tuple[int, ...]
+) -> Callable[[nn.Module, int, torch.Generator], torch.Tensor]:
     """``sample(model, n, generator)``: one-step samples of the final EMA student."""
 
     def sample(model: nn.Module, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -197,7 +214,7 @@ def one_step_sampler(teacher_meta: dict[str, Any], shape: tuple[int, ...]) -> An
     return sample
 
 
-def residual_report(pde: PDE) -> Any:
+def residual_report(pde: PDE) -> Callable[[torch.Tensor, Path], dict[str, Any]]:
     """``finish(samples, run_dir)``: the residual of the final student's samples."""
 
     def finish(samples: torch.Tensor, run_dir: Path) -> dict[str, Any]:

@@ -38,7 +38,8 @@ class UNetConfig:
     ``out_channels`` defaults to ``in_channels`` and ``embedding_dim`` to
     ``4 * base_channels``; ``num_groups`` is clamped per layer to a divisor of its channel
     count. The config round-trips through ``dataclasses.asdict`` and JSON (lists are
-    accepted where tuples are expected).
+    accepted where tuples are expected). These fields, with their defaults, are also the
+    ``net`` keys of a run config (:class:`piddm.config.NetConfig`): a new one is added here.
     """
 
     in_channels: int

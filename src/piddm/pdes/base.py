@@ -14,6 +14,7 @@ has shape ``(B, S, S)``; ``equation_mask`` marks the nodes that carry an equatio
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, get_args
@@ -27,9 +28,31 @@ from piddm.pdes.frozen_solve import LinearSolver, frozen_solve
 #: The physics terms of :meth:`PDE.physics_term`.
 ResidualNorm = Literal["plain", "preconditioned"]
 RESIDUAL_NORMS: tuple[str, ...] = get_args(ResidualNorm)
+#: The downstream tasks (:meth:`PDE.observation_mask`, :mod:`piddm.tasks`).
+Task = Literal["forward", "inverse", "reconstruct"]
 
 #: The largest supported grid (``S x S`` nodes): 16.7 M nodes per field.
 MAX_RESOLUTION = 4096
+
+#: Solver draws of :meth:`PDE.prior_mean` (its Monte Carlo error adds ``1/64`` of the prior
+#: variance to the squared error of the prior-mean yardstick: under 1 % of the error).
+PRIOR_MEAN_DRAWS = 64
+#: Seed of those draws: far from the data's ``sample_seed`` values and the demo's seeds.
+PRIOR_MEAN_SEED = 7_000_000_000
+
+
+def observed_count(fraction: float, size: int) -> int:
+    """Nodes of a random subset of ``size`` nodes: ``max(1, round(fraction * size))`` (halves
+    round up), all ``size`` of them for ``fraction >= 1``."""
+    return size if fraction >= 1.0 else min(size, max(1, math.floor(fraction * size + 0.5)))
+
+
+def random_nodes(size: int, count: int, generator: torch.Generator) -> torch.Tensor:
+    """Bool ``(size,)`` with ``count`` ``True`` entries at random positions (without
+    replacement, from ``generator``)."""
+    chosen = torch.zeros(size, dtype=torch.bool)
+    chosen[torch.randperm(size, generator=generator)[:count]] = True
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -54,8 +77,12 @@ class Normalisation:
 class PDE(ABC):
     """A PDE on an ``S x S`` node grid: input sampler, solver and residual operator.
 
-    Subclasses set the class attributes and implement the four abstract methods. Register a
-    subclass with :func:`piddm.pdes.registry.register_pde` to make it available by name.
+    Subclasses set the class attributes and implement the four abstract methods (and
+    :meth:`manufactured_solution`, which the test suite runs on every registered PDE). Register
+    a subclass with :func:`piddm.pdes.registry.register_pde` to make it available by name.
+    Everything else that differs between PDEs is a hook below with a default (``time_dependent``,
+    ``axis_labels``, ``threshold``, ``diffusionpde_zeta_obs``, ...): the layers above read
+    these, never a PDE's name (docs/adding-a-pde.md).
     """
 
     name: ClassVar[str]
@@ -78,6 +105,23 @@ class PDE(ABC):
     #: Lower bounds of parameters, ``name -> (low, open)``: ``value > low`` if ``open`` else
     #: ``value >= low`` (every parameter must also be a finite number).
     param_bounds: ClassVar[dict[str, tuple[float, bool]]] = {}
+
+    # Hooks for the layers above (tasks, metrics, figures, baselines): per-PDE facts with
+    # defaults that fit a steady problem on the unit square, overridden in the PDE's own file.
+    #: True when the ``S x S`` image is space-time: rows are time levels (row 0 the initial
+    #: condition, the input), columns space. What the tasks observe is
+    #: :meth:`observation_mask`'s, overridden by such a PDE (Burgers).
+    time_dependent: ClassVar[bool] = False
+    #: Names of the image's axes ``(rows, columns)``, for figures: ``("x", "y")`` on the unit
+    #: square (``field[i, j] = f(x_i, y_j)``), ``("t", "x")`` for a space-time image.
+    axis_labels: ClassVar[tuple[str, str]] = ("x", "y")
+    #: Threshold of a two-valued coefficient (``None``: not two-valued): the task metrics count
+    #: the nodes that an estimate puts on the wrong side of it (:func:`piddm.metrics.error_rate`).
+    threshold: ClassVar[float | None] = None
+    #: DiffusionPDE guidance (:func:`piddm.baselines.diffusionpde_settings`): the published
+    #: observation weight per channel, tuned at 128^2 with 500 observed nodes per field;
+    #: ``None``: none published (the caller passes ``zeta_obs``).
+    diffusionpde_zeta_obs: ClassVar[tuple[float, ...] | None] = None
 
     def __init__(self, resolution: int, **params: float) -> None:
         if int(resolution) != resolution or resolution < 8:
@@ -108,6 +152,50 @@ class PDE(ABC):
     def check_params(self) -> None:
         """Cross-parameter checks of a subclass (raise :class:`PiddmError`); none by default."""
         return None
+
+    # ------------------------------------------------------------- observations
+    def observation_mask(
+        self, task: Task, fraction: float, generator: torch.Generator
+    ) -> torch.Tensor:
+        """What a ``task`` observes of one field: bool ``(C, S, S)``, ``True`` where observed
+        (:mod:`piddm.tasks.masks`; docs/observations.md, "What each task observes").
+
+        Default, a steady problem: ``forward`` observes a random ``fraction`` of the
+        coefficient channel's nodes, ``inverse`` of the solution channel's, ``reconstruct`` of
+        every channel's (:func:`observed_count` nodes each, drawn from ``generator``).
+        A PDE whose field is not "input + solution on the unit square" overrides it
+        (Burgers: the initial condition, sensors).
+        """
+        size = self.resolution
+        mask = torch.zeros(self.num_channels, size, size, dtype=torch.bool)
+        if task == "reconstruct":
+            observed = list(range(self.num_channels))
+        else:
+            observed = [self.coefficient_channel if task == "forward" else self.solution_channel]
+        count = observed_count(fraction, size * size)
+        for c in observed:
+            mask[c] = random_nodes(size * size, count, generator).view(size, size)
+        return mask
+
+    def observation_label(self, task: Task, fraction: float) -> str:
+        """What :meth:`observation_mask` observes, in a few words (tables, figure titles):
+        ``"3 % of a"``."""
+        if task == "reconstruct":
+            names = ", ".join(self.channels)
+        else:
+            names = self.channels[
+                self.coefficient_channel if task == "forward" else self.solution_channel
+            ]
+        return f"{100 * fraction:g} % of {names}"
+
+    def prior_mean(self) -> np.ndarray:
+        """The mean field ``(C, S, S)`` float64 of the PDE's data: the estimate of a method that
+        knows the prior but ignores the observations (the *prior-mean yardstick* of the tasks,
+        :mod:`piddm.tasks.yardstick`). Default: the mean of :data:`PRIOR_MEAN_DRAWS` solver
+        fields (seeds from :data:`PRIOR_MEAN_SEED`); a PDE whose mean is known exactly
+        overrides it."""
+        draws = [self.generate(PRIOR_MEAN_SEED + i) for i in range(PRIOR_MEAN_DRAWS)]
+        return np.mean(draws, axis=0)
 
     # ------------------------------------------------------------------ grid
     @property
@@ -148,6 +236,17 @@ class PDE(ABC):
     def solution_of(self, field: np.ndarray) -> np.ndarray:
         """The part of a field ``(C, S, S)`` that the solver determines, as ``(S, S)``."""
         return np.asarray(field[self.solution_channel], dtype=np.float64)
+
+    def with_solver_solution(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B, C, S, S)`` (physical units) with its solution replaced by the solver's
+        solution for its own input (:meth:`solve_own_input`), every other channel kept: the
+        field whose solver consistency is 0. Solved in float64 on the CPU, returned in
+        ``x``'s dtype and device."""
+        fields = x.detach().to("cpu", torch.float64).numpy()
+        solved = np.stack([self.solution_of(self.solve_own_input(f)) for f in fields])
+        out = x.clone()
+        out[:, self.solution_channel] = torch.from_numpy(solved).to(x.device, x.dtype)
+        return out
 
     # -------------------------------------------------------------- residual
     @abstractmethod
@@ -231,6 +330,15 @@ class PDE(ABC):
             scale = self.normalisation.scale[self.solution_channel]
             return self.preconditioned_residual(x) / scale**2
         raise PiddmError(f"residual norm must be one of {', '.join(RESIDUAL_NORMS)}, got {norm!r}")
+
+    # ------------------------------------------------------------------ testing
+    def manufactured_solution(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A smooth exact solution of the *continuous* PDE on this grid, float64, for the
+        ``O(h^2)`` convergence test (``tests/pdes/test_convergence.py``): ``(x, source)`` with
+        fields ``x`` ``(1, C, S, S)`` and the right-hand side ``source`` (``(S, S)``, passed to
+        :meth:`residual`; ``None`` when the PDE's own right-hand side, held in ``x``, is exact).
+        The discrete residual ``R_h(x)`` is then the truncation error, ``C h^2``."""
+        raise NotImplementedError(f"PDE '{self.name}' defines no manufactured solution")
 
     def check_fields(self, x: torch.Tensor) -> None:
         """Raise :class:`PiddmError` unless ``x`` has shape ``(B, C, S, S)`` for this PDE."""

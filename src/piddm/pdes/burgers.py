@@ -19,15 +19,27 @@ solutions resolved at 64^2 and above and mildly under-resolved (but stable) at 3
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import numpy as np
 import scipy.linalg as sla
 import torch
 
-from piddm.pdes.base import PDE, Normalisation
+from piddm.pdes.base import PDE, Normalisation, Task, observed_count, random_nodes
 from piddm.pdes.grf import grf1d_periodic
 from piddm.pdes.registry import register_pde
+
+#: Sensor columns at 128^2: DiffusionPDE's Burgers setting (``random_sensor(5, 128)`` in its
+#: ``scripts/generate_burgers.py``; docs/observations.md, "What each task observes").
+SENSORS_AT_128 = 5
+
+
+def sensor_count(resolution: int) -> int:
+    """Sensor columns of the inverse problem at ``resolution``: ``max(2, round(5 S / 128))``
+    (2 at 16^2 and 32^2, 3 at 64^2, 5 at 128^2): DiffusionPDE's sensor density per unit
+    length as far as an integer count allows, at least two. Halves round up."""
+    return max(2, math.floor(SENSORS_AT_128 * resolution / 128 + 0.5))
 
 
 def spatial_operator(v: torch.Tensor, dx: float, nu: float) -> torch.Tensor:
@@ -112,6 +124,12 @@ class Burgers(PDE):
     grf_tau: ClassVar[float] = 7.0
     newton_tol: ClassVar[float] = 1e-13
     newton_max_iter: ClassVar[int] = 30
+    #: A space-time image: rows ``t_n``, columns ``x_j`` (figure axes follow; the task masks
+    #: are :meth:`observation_mask`'s).
+    time_dependent: ClassVar[bool] = True
+    axis_labels: ClassVar[tuple[str, str]] = ("t", "x")
+    #: DiffusionPDE's weight of the one channel.
+    diffusionpde_zeta_obs: ClassVar[tuple[float, ...]] = (320.0,)
 
     @property
     def dt(self) -> float:
@@ -171,6 +189,43 @@ class Burgers(PDE):
             field[n + 1] = new
         return field[None]
 
+    def observation_mask(
+        self, task: Task, fraction: float, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Burgers' tasks (docs/observations.md, "What each task observes"), bool ``(1, S, S)``:
+
+        * ``forward``: the whole initial condition ``u(x, 0)`` (row 0), the solver's input
+          (DiffusionPDE's data stores it as ``input``); ``fraction`` does not enter;
+        * ``inverse``: :func:`sensor_count` random sensor columns ``x_j`` at all times
+          (DiffusionPDE's ``random_sensor``); ``fraction`` does not enter;
+        * ``reconstruct``: a random ``fraction`` of the space-time nodes.
+        """
+        size = self.resolution
+        mask = torch.zeros(1, size, size, dtype=torch.bool)
+        if task == "forward":
+            mask[0, 0] = True
+        elif task == "inverse":
+            mask[0] = random_nodes(size, sensor_count(size), generator).expand(size, size)
+        else:
+            count = observed_count(fraction, size * size)
+            mask[0] = random_nodes(size * size, count, generator).view(size, size)
+        return mask
+
+    def observation_label(self, task: Task, fraction: float) -> str:
+        """``"u(x, 0), all 32 x"``, ``"2 sensors x all t"`` or ``"3 % of u(x, t)"``."""
+        if task == "forward":
+            return f"u(x, 0), all {self.resolution} x"
+        if task == "inverse":
+            return f"{sensor_count(self.resolution)} sensors x all t"
+        return f"{100 * fraction:g} % of u(x, t)"
+
+    def prior_mean(self) -> np.ndarray:
+        """Exactly 0: the initial condition's GRF is stationary and symmetric (``g`` and
+        ``-g(-x)`` are equally likely), and the scheme maps ``u0(x) -> -u0(-x)`` to
+        ``u(x, t) -> -u(-x, t)`` (central differences are odd under the reflection), so the
+        mean is constant in ``x`` and equal to its own negative."""
+        return np.zeros((1, self.resolution, self.resolution))
+
     def equation_mask_numpy(self) -> np.ndarray:
         mask = np.ones((self.resolution, self.resolution), dtype=bool)
         mask[0] = False
@@ -195,3 +250,17 @@ class Burgers(PDE):
             s = torch.as_tensor(source, dtype=x.dtype, device=x.device).expand(u.shape)
             steps = steps - 0.5 * (s[:, 1:] + s[:, :-1])
         return torch.nn.functional.pad(steps, (0, 0, 1, 0))
+
+    def manufactured_solution(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``u = 0.5 sin(2 pi x) e^-t + 0.1 cos(2 pi x)`` on the space-time grid and the source
+        ``s = u_t + u u_x - nu u_xx``: ``x`` ``(1, 1, S, S)``, ``s`` ``(S, S)``."""
+        t = torch.linspace(0.0, 1.0, self.resolution, dtype=torch.float64)
+        x = torch.arange(self.resolution, dtype=torch.float64) / self.resolution
+        tt, xx = torch.meshgrid(t, x, indexing="ij")
+        decay = torch.exp(-tt)
+        sin, cos = torch.sin(2 * math.pi * xx), torch.cos(2 * math.pi * xx)
+        u = 0.5 * sin * decay + 0.1 * cos
+        u_t = -0.5 * sin * decay
+        u_x = math.pi * cos * decay - 0.2 * math.pi * sin
+        u_xx = -2.0 * math.pi**2 * sin * decay - 0.4 * math.pi**2 * cos
+        return u[None, None], u_t + u * u_x - self.params["nu"] * u_xx

@@ -15,7 +15,7 @@ import torch
 
 from piddm.errors import PiddmError
 from piddm.pdes.base import Normalisation
-from piddm.pdes.elliptic import DirichletPDE, factorise
+from piddm.pdes.elliptic import PI, DirichletPDE, factorise, unit_square_grid
 from piddm.pdes.registry import register_pde
 from piddm.pdes.stencil import div_a_grad, neg_div_a_grad_matrix
 
@@ -29,6 +29,8 @@ class Darcy(DirichletPDE):
     normalisation: ClassVar[Normalisation] = Normalisation(shift=(7.5, 0.0), scale=(4.5, 0.012))
     residual_scale: ClassVar[float] = 1.0  # f**2 with f = 1
     threshold: ClassVar[float] = 7.5  # midpoint of the two phases: classifies generated a
+    #: DiffusionPDE's weights (coefficient: forward problem, solution: inverse problem).
+    diffusionpde_zeta_obs: ClassVar[tuple[float, ...]] = (5.0, 3000.0)
     #: Both phases must be positive (an elliptic operator).
     param_bounds: ClassVar[dict[str, tuple[float, bool]]] = {
         "a_high": (0.0, True),
@@ -81,3 +83,17 @@ class Darcy(DirichletPDE):
     ) -> torch.Tensor:
         forcing = self.params["forcing"] if source is None else source
         return -div_a_grad(a, u, self.h) - forcing
+
+    def manufactured_solution(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``u = sin(pi x) sin(pi y)``, ``a = 2 + cos(pi x + 0.3) cos(pi y)`` and the source
+        ``s = -div(a grad u) = -(a_x u_x + a_y u_y + a lap u)``: ``x`` ``(1, 2, S, S)``,
+        ``s`` ``(S, S)``."""
+        x, y = unit_square_grid(self.resolution)
+        u = torch.sin(PI * x) * torch.sin(PI * y)
+        a = 2.0 + torch.cos(PI * x + 0.3) * torch.cos(PI * y)
+        a_x = -PI * torch.sin(PI * x + 0.3) * torch.cos(PI * y)
+        a_y = -PI * torch.cos(PI * x + 0.3) * torch.sin(PI * y)
+        u_x = PI * torch.cos(PI * x) * torch.sin(PI * y)
+        u_y = PI * torch.sin(PI * x) * torch.cos(PI * y)
+        source = -(a_x * u_x + a_y * u_y + a * (-2.0 * PI**2 * u))
+        return torch.stack([a, u])[None], source

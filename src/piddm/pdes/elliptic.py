@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import lru_cache
 from typing import ClassVar
@@ -15,6 +16,8 @@ from piddm.pdes.base import PDE, dirichlet_residual_map
 from piddm.pdes.frozen_solve import LinearSolver
 from piddm.pdes.grf import grf2d
 from piddm.pdes.stencil import neg_laplacian_matrix
+
+PI = math.pi
 
 
 def factorise(matrix: sp.csc_matrix) -> spla.SuperLU:
@@ -33,6 +36,28 @@ def shifted_laplacian_factor(resolution: int, shift: float) -> spla.SuperLU:
     return factorise((matrix - shift * identity).tocsc())
 
 
+def unit_square_grid(resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Node coordinates ``(x, y)`` of the unit square, each ``(S, S)`` float64:
+    ``x[i, j] = i h``, ``y[i, j] = j h`` (boundary nodes included)."""
+    nodes = torch.linspace(0.0, 1.0, resolution, dtype=torch.float64)
+    x, y = torch.meshgrid(nodes, nodes, indexing="ij")
+    return x, y
+
+
+def manufactured_dirichlet_solution(resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``u = sin(pi x) sin(2 pi y) exp(x)`` (zero on the boundary) and its exact Laplacian
+    ``lap u = (u_xx + u_yy)``, each ``(S, S)`` float64: the manufactured solution of the
+    constant-coefficient problems (Poisson, Helmholtz)."""
+    x, y = unit_square_grid(resolution)
+    s, c = torch.sin(PI * x), torch.cos(PI * x)
+    e = torch.exp(x)
+    sy = torch.sin(2.0 * PI * y)
+    u = s * sy * e
+    u_xx = (-(PI**2) * s + 2.0 * PI * c + s) * e * sy
+    u_yy = -4.0 * PI**2 * u
+    return u, u_xx + u_yy
+
+
 class DirichletPDE(PDE):
     """Two channels ``[a, u]``: a GRF-based coefficient ``a``, and ``u = 0`` on the boundary.
 
@@ -45,7 +70,7 @@ class DirichletPDE(PDE):
     grf_tau: ClassVar[float] = 3.0
 
     def sample_grf(self, rng: np.random.Generator) -> np.ndarray:
-        """The underlying GRF ``g`` ``(S, S)`` of SPEC section 1."""
+        """The underlying GRF ``g`` ``(S, S)`` (docs/method.md, "Gaussian random fields")."""
         return grf2d(rng, self.resolution, self.grf_alpha, self.grf_tau)
 
     def equation_mask_numpy(self) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Gaussian random fields used as PDE inputs (SPEC section 1).
+"""Gaussian random fields used as PDE inputs (docs/method.md, "Gaussian random fields").
 
 * 2-D, Neumann (cosine basis), as in the FNO / DiffusionPDE generators:
   ``coef(k1, k2) = tau**(alpha-1) * (pi**2 (k1**2 + k2**2) + tau**2)**(-alpha/2)``,

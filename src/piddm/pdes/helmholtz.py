@@ -16,7 +16,11 @@ import numpy as np
 import torch
 
 from piddm.pdes.base import Normalisation
-from piddm.pdes.elliptic import DirichletPDE, shifted_laplacian_factor
+from piddm.pdes.elliptic import (
+    DirichletPDE,
+    manufactured_dirichlet_solution,
+    shifted_laplacian_factor,
+)
 from piddm.pdes.frozen_solve import solve_shifted_laplacian
 from piddm.pdes.registry import register_pde
 from piddm.pdes.stencil import laplacian
@@ -31,6 +35,8 @@ class Helmholtz(DirichletPDE):
     normalisation: ClassVar[Normalisation] = Normalisation(shift=(0.0, 0.0), scale=(1.0, 0.02))
     residual_scale: ClassVar[float] = 0.1
     linear_gaussian: ClassVar[bool] = True
+    #: DiffusionPDE's weights (coefficient: forward problem, solution: inverse problem).
+    diffusionpde_zeta_obs: ClassVar[tuple[float, ...]] = (0.8, 60.0)
 
     def sample_input(self, rng: np.random.Generator) -> np.ndarray:
         return self.sample_grf(rng)
@@ -52,3 +58,9 @@ class Helmholtz(DirichletPDE):
         rhs = a[..., 1:-1, 1:-1] if source is None else source
         k2 = self.params["k"] ** 2
         return laplacian(u, self.h) + k2 * u[..., 1:-1, 1:-1] - rhs
+
+    def manufactured_solution(self) -> tuple[torch.Tensor, None]:
+        """``u = sin(pi x) sin(2 pi y) exp(x)`` with the exact source ``a = lap u + k**2 u`` in
+        channel 0: ``x`` ``(1, 2, S, S)``, no separate source."""
+        u, lap_u = manufactured_dirichlet_solution(self.resolution)
+        return torch.stack([lap_u + self.params["k"] ** 2 * u, u])[None], None

@@ -13,7 +13,11 @@ import numpy as np
 import torch
 
 from piddm.pdes.base import Normalisation
-from piddm.pdes.elliptic import DirichletPDE, shifted_laplacian_factor
+from piddm.pdes.elliptic import (
+    DirichletPDE,
+    manufactured_dirichlet_solution,
+    shifted_laplacian_factor,
+)
 from piddm.pdes.frozen_solve import solve_shifted_laplacian
 from piddm.pdes.registry import register_pde
 from piddm.pdes.stencil import laplacian
@@ -27,6 +31,8 @@ class Poisson(DirichletPDE):
     normalisation: ClassVar[Normalisation] = Normalisation(shift=(0.0, 0.0), scale=(1.0, 0.02))
     residual_scale: ClassVar[float] = 0.1
     linear_gaussian: ClassVar[bool] = True
+    #: DiffusionPDE's weights (coefficient: forward problem, solution: inverse problem).
+    diffusionpde_zeta_obs: ClassVar[tuple[float, ...]] = (0.8, 40.0)
 
     def sample_input(self, rng: np.random.Generator) -> np.ndarray:
         return self.sample_grf(rng)
@@ -46,3 +52,9 @@ class Poisson(DirichletPDE):
     ) -> torch.Tensor:
         rhs = a[..., 1:-1, 1:-1] if source is None else source
         return laplacian(u, self.h) - rhs
+
+    def manufactured_solution(self) -> tuple[torch.Tensor, None]:
+        """``u = sin(pi x) sin(2 pi y) exp(x)`` with the exact source ``a = lap u`` in channel 0:
+        ``x`` ``(1, 2, S, S)``, no separate source."""
+        u, lap_u = manufactured_dirichlet_solution(self.resolution)
+        return torch.stack([lap_u, u])[None], None

@@ -1,4 +1,4 @@
-"""Downstream tasks with a one-step generator (SPEC section 3.6).
+"""Downstream tasks with a one-step generator (docs/method.md, "Tasks").
 
 One algorithm, latent optimisation (:func:`optimise_latents`), serves forward problems,
 inverse problems, reconstruction from sparse observations (masks from :func:`make_mask`) and
@@ -8,15 +8,13 @@ PIDDM-ref refinement (:func:`refine`, the same loop with an empty mask). Observa
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+from piddm.diffusion.one_step import OneStep, one_step
+from piddm.tasks.figures import plot_task_instance
 from piddm.tasks.latent import (
     OPTIMIZERS,
     LatentGenerator,
     LatentOptConfig,
     LatentOptResult,
-    OneStep,
-    one_step,
     optimise_latents,
     refine,
     solve_task,
@@ -41,19 +39,6 @@ from piddm.tasks.observations import (
     check_observations,
     read_observations,
 )
-
-if TYPE_CHECKING:
-    from piddm.tasks.figures import plot_task_instance
-
-
-def __getattr__(name: str) -> Any:
-    # matplotlib costs about a second to import: load the figure module on first use only.
-    if name == "plot_task_instance":
-        from piddm.tasks.figures import plot_task_instance
-
-        return plot_task_instance
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 __all__ = [
     "MASK_MODES",

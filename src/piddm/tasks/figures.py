@@ -1,4 +1,5 @@
-"""Figures of a task result: per channel, truth / estimate / |error| / ensemble std."""
+"""Figures of a task result: per channel, truth / estimate / |error| / ensemble std, in the
+package's one figure style (:mod:`piddm.plotting`)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from piddm.atomic import check_output_path
 from piddm.errors import PiddmError
 from piddm.pdes import PDE
-from piddm.plotting import _imshow, plt, save_figure
+from piddm.plotting import (
+    ERROR_CMAP,
+    draw_field,
+    label_axes,
+    mark_observed,
+    new_figure,
+    save_figure,
+)
 
 
 def _as_array(name: str, value: torch.Tensor | np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -39,6 +48,18 @@ def plot_task_instance(
     their channel. The PNG is written atomically; returns its path.
     """
     check_output_path(out, overwrite)  # fail before drawing
+    return save_figure(task_figure(pde, truth, estimate, std, mask, title), out, overwrite)
+
+
+def task_figure(
+    pde: PDE,
+    truth: torch.Tensor | np.ndarray | None,
+    estimate: torch.Tensor | np.ndarray,
+    std: torch.Tensor | np.ndarray,
+    mask: torch.Tensor | np.ndarray,
+    title: str = "",
+) -> Figure:
+    """The figure of :func:`plot_task_instance` (same arguments, no file)."""
     shape = (pde.num_channels, pde.resolution, pde.resolution)
     truth_a = None if truth is None else _as_array("truth", truth, shape).astype(np.float64)
     est_a = _as_array("estimate", estimate, shape).astype(np.float64)
@@ -47,7 +68,13 @@ def plot_task_instance(
 
     columns = ("estimate", "std") if truth_a is None else ("truth", "estimate", "|error|", "std")
     rows, cols = pde.num_channels, len(columns)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.0 * rows), squeeze=False)
+    n_obs = int(mask_a.sum())
+    fig, axes = new_figure(
+        rows,
+        cols,
+        title or f"{pde.name} {pde.resolution}x{pde.resolution}, {n_obs} observed nodes",
+        "red crosses: observed nodes; std: spread of the ensemble's estimates",
+    )
     for c, name in enumerate(pde.channels):
         if truth_a is not None:
             shared = np.concatenate([truth_a[c].ravel(), est_a[c].ravel()])
@@ -61,18 +88,10 @@ def plot_task_instance(
         limits = {"vmin": float(shared.min()), "vmax": float(shared.max())}
         on_field_scale = 2 if truth_a is not None else 1  # truth / estimate: shared limits
         for k, (label, image) in enumerate(zip(labels, panels, strict=True)):
-            kwargs: dict[str, object] = (
-                {"cmap": "viridis", **limits} if k < on_field_scale else {"cmap": "magma"}
-            )
-            _imshow(axes[c, k], image, f"{name}: {label}", **kwargs)
-            if mask_a[c].any():
-                ys, xs = np.nonzero(mask_a[c])
-                axes[c, k].scatter(xs, ys, s=6, c="red", marker="x", linewidths=0.6)
-        axes[c, 0].set_ylabel("t" if pde.name == "burgers" else "x", fontsize=8)
-    n_obs = int(mask_a.sum())
-    fig.suptitle(
-        title or f"{pde.name} {pde.resolution}x{pde.resolution}, {n_obs} observed nodes",
-        fontsize=11,
-    )
-    fig.tight_layout()
-    return save_figure(fig, out, overwrite)
+            if k < on_field_scale:
+                draw_field(axes[c, k], image, f"{name}: {label}", **limits)
+            else:
+                draw_field(axes[c, k], image, f"{name}: {label}", cmap=ERROR_CMAP, vmin=0.0)
+            mark_observed(axes[c, k], mask_a[c])
+    label_axes(axes, pde)
+    return fig

@@ -1,4 +1,4 @@
-"""Latent optimisation of a one-step generator (SPEC sections 3.5 and 3.6): one algorithm.
+"""Latent optimisation of a one-step generator: one algorithm (docs/method.md, "Tasks").
 
 A one-step generator ``G(eps (R, C, S, S)) -> x (R, C, S, S)`` maps standard normal latents to
 fields in the PDE's normalised space. Given observations ``x'`` (physical units) and a bool
@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from piddm.diffusion.utils import randn
 from piddm.errors import PiddmError
@@ -57,27 +58,6 @@ LatentGenerator = Callable[[torch.Tensor], torch.Tensor]
 OPTIMIZERS: tuple[str, ...] = ("adam", "lbfgs")
 #: Largest float32: torch's optimisers take the step size as a float32 scalar.
 FLOAT32_MAX = float(torch.finfo(torch.float32).max)
-
-
-class OneStep(nn.Module):
-    """The PIDDM student as a generator: ``G(eps) = D(sigma_max * eps; sigma_max)``.
-
-    ``forward(eps (R, C, S, S)) -> (R, C, S, S)`` normalised fields; ``denoiser`` is any
-    ``D(x, sigma)`` (a module's parameters and train/eval mode are shared).
-    """
-
-    def __init__(self, denoiser: Callable[..., torch.Tensor], sigma_max: float = 80.0) -> None:
-        super().__init__()
-        self.denoiser = denoiser
-        self.sigma_max = float(sigma_max)
-
-    def forward(self, eps: torch.Tensor) -> torch.Tensor:
-        return self.denoiser(self.sigma_max * eps, self.sigma_max)
-
-
-def one_step(denoiser: Callable[..., torch.Tensor], sigma_max: float = 80.0) -> OneStep:
-    """Wrap a denoiser as the one-step generator ``G(eps) = D(sigma_max eps; sigma_max)``."""
-    return OneStep(denoiser, sigma_max)
 
 
 @dataclass(frozen=True)
@@ -149,6 +129,12 @@ class LatentOptConfig:
             raise PiddmError(
                 f"unknown optimizer '{self.optimizer}'; expected one of: {', '.join(OPTIMIZERS)}"
             )
+
+
+#: PIDDM-ref's refinement (:func:`refine`): its one set of defaults, different from the task
+#: solver's. ``piddm sample --refine K`` and the bench's ``piddm-ref`` rows
+#: (``generate.refine_steps``) run it with ``K`` steps and the student's physics term.
+REFINE_CONFIG = LatentOptConfig(steps=10, lr=0.05, lambda_infer=1.0)
 
 
 @dataclass
@@ -268,8 +254,10 @@ def _optimise_chunk(
     obs_phys: torch.Tensor,
     mask: torch.Tensor,
     config: LatentOptConfig,
+    on_step: Callable[[], object] | None = None,
 ) -> tuple[torch.Tensor, _Terms, torch.Tensor]:
     """Minimise ``J`` over the rows of ``eps0`` ``(R, C, S, S)``; ``obs_phys`` is float64.
+    ``on_step`` is called after every optimiser step (a progress bar).
 
     Returns ``(eps (R, C, S, S), final terms, history (steps,) of the summed J)``.
     """
@@ -311,6 +299,8 @@ def _optimise_chunk(
         if config.projection:
             with torch.no_grad():
                 _project(eps)
+        if on_step is not None:
+            on_step()
     with torch.no_grad():
         final = _terms(generator, pde, eps, obs_phys, obs_norm, mask, config)
     return eps.detach(), final, history
@@ -323,15 +313,21 @@ def _run(
     obs_phys: torch.Tensor,
     mask: torch.Tensor,
     config: LatentOptConfig,
+    progress: bool = False,
 ) -> tuple[torch.Tensor, _Terms, torch.Tensor, _Counted]:
-    """Optimise all rows of ``eps0`` in chunks of ``config.batch_size``; concatenate results."""
+    """Optimise all rows of ``eps0`` in chunks of ``config.batch_size``; concatenate results.
+    ``progress``: a progress bar of the optimiser steps on stderr."""
     counted = _Counted(generator)
     eps_out, terms, history = [], [], torch.zeros(config.steps, dtype=torch.float64)
-    with _eval_mode(generator):
+    chunks = math.ceil(eps0.shape[0] / config.batch_size)
+    bar = tqdm(
+        total=chunks * config.steps, desc="latent optimisation", unit="step", disable=not progress
+    )
+    with _eval_mode(generator), bar:
         for start in range(0, eps0.shape[0], config.batch_size):
             rows = slice(start, start + config.batch_size)
             eps, final, hist = _optimise_chunk(
-                counted, pde, eps0[rows], obs_phys[rows], mask[rows], config
+                counted, pde, eps0[rows], obs_phys[rows], mask[rows], config, bar.update
             )
             eps_out.append(eps)
             terms.append(final)
@@ -389,15 +385,17 @@ def optimise_latents(
     *,
     rng: torch.Generator | None = None,
     return_samples: bool = False,
+    progress: bool = False,
 ) -> LatentOptResult:
-    """Fit ``config.ensemble`` latents per instance to observations (SPEC section 3.6).
+    """Fit ``config.ensemble`` latents per instance to observations (docs/method.md, "Tasks").
 
     ``obs`` ``(N, C, S, S)`` holds the observed values in physical units (anything, even NaN,
     at unobserved nodes); ``mask`` is ``(N, C, S, S)`` or ``(C, S, S)`` (shared by every
     instance), ``True`` / 1 where observed. Initial latents ``(N B, C, S, S)`` are drawn from
     ``rng`` (the best of ``config.candidates`` draws per instance when that exceeds ``B``), so
-    the result is deterministic given its seed. Raises :class:`PiddmError` for a
-    bad mask (wrong shape, empty, full) or NaN observations at observed nodes.
+    the result is deterministic given its seed. ``progress`` shows a progress bar of the
+    optimiser steps on stderr. Raises :class:`PiddmError` for a bad mask (wrong shape, empty,
+    full) or NaN observations at observed nodes.
     """
     config = config or LatentOptConfig()
     mask = validate_mask(mask, pde)
@@ -418,7 +416,7 @@ def optimise_latents(
         eps0 = randn((n * b, *obs.shape[1:]), rng, like)
     rows_obs = obs64.repeat_interleave(b, dim=0)
     rows_mask = mask.repeat_interleave(b, dim=0)
-    eps, terms, history, counted = _run(generator, pde, eps0, rows_obs, rows_mask, config)
+    eps, terms, history, counted = _run(generator, pde, eps0, rows_obs, rows_mask, config, progress)
     counted.forward_rows += screened
     if config.solver_members:
         terms.x_mix = _solved(pde, terms.x_mix, rows_obs, rows_mask)
@@ -461,12 +459,13 @@ def solve_task(
     rng: torch.Generator,
     mask: torch.Tensor | None = None,
     return_samples: bool = False,
+    progress: bool = False,
 ) -> tuple[torch.Tensor, LatentOptResult]:
     """Forward / inverse / reconstruction of ``truth`` ``(N, C, S, S)`` (physical units).
 
     Draws the masks ``(N, C, S, S)`` from ``rng`` (unless ``mask`` is given), observes
-    ``truth`` there and runs :func:`optimise_latents` with the same ``rng``. Returns
-    ``(mask, result)``.
+    ``truth`` there and runs :func:`optimise_latents` with the same ``rng`` (and
+    ``progress``). Returns ``(mask, result)``.
     """
     check_fraction(fraction)
     pde.check_fields(truth)
@@ -474,7 +473,14 @@ def solve_task(
         mask = make_mask(pde, task, fraction, rng, n=truth.shape[0])
     mask = validate_mask(mask, pde).to(truth.device).expand_as(truth)
     result = optimise_latents(
-        generator, pde, truth, mask, config, rng=rng, return_samples=return_samples
+        generator,
+        pde,
+        truth,
+        mask,
+        config,
+        rng=rng,
+        return_samples=return_samples,
+        progress=progress,
     )
     return mask, result
 
@@ -485,14 +491,14 @@ def refine(
     eps: torch.Tensor,
     config: LatentOptConfig | None = None,
 ) -> torch.Tensor:
-    """PIDDM-ref (SPEC section 3.5): descend ``lambda_infer Rn(G(eps)) + reg(eps)``.
+    """PIDDM-ref (docs/method.md, "Refinement"): descend ``lambda_infer Rn(G(eps)) + reg(eps)``.
 
     ``eps`` ``(B, C, S, S)`` -> refined latents ``(B, C, S, S)``; the output field is
     ``G(refined)``. The same loop as :func:`optimise_latents` with an empty mask (no data
     term); ``config.ensemble`` and ``config.candidates`` are ignored. Default:
-    ``LatentOptConfig(steps=10, lambda_infer=1e-2)``.
+    :data:`REFINE_CONFIG`.
     """
-    config = config or LatentOptConfig(steps=10, lambda_infer=1e-2)
+    config = config or REFINE_CONFIG
     pde.check_fields(eps)
     zeros = torch.zeros(eps.shape, dtype=torch.float64, device=eps.device)
     empty = torch.zeros(eps.shape, dtype=torch.bool, device=eps.device)

@@ -1,20 +1,17 @@
-"""Observation masks for the downstream tasks (SPEC section 3.6).
+"""Observation masks for the downstream tasks (docs/observations.md, "What each task observes").
 
-A mask ``M`` is a bool tensor ``(N, C, S, S)``, ``True`` where a value is observed:
+A mask ``M`` is a bool tensor ``(N, C, S, S)``, ``True`` where a value is observed. What a
+task observes is the PDE's own observation model, :meth:`piddm.pdes.PDE.observation_mask`:
 
-* ``forward``: the coefficient channel (the initial-condition row for Burgers);
-* ``inverse``: the solution channel (sensor columns at all times for Burgers);
-* ``reconstruct``: random subsets of every channel.
+* steady problems (Darcy, Poisson, Helmholtz): ``forward`` a random ``fraction`` of the
+  coefficient's nodes, ``inverse`` of the solution's, ``reconstruct`` of every channel's;
+* Burgers (:meth:`piddm.pdes.burgers.Burgers.observation_mask`): ``forward`` the whole initial
+  condition, ``inverse`` sensor columns at all times (DiffusionPDE's setting),
+  ``reconstruct`` random space-time nodes.
 
 Random subsets hold ``max(1, round(fraction * n_nodes))`` nodes (halves round up), drawn
 without replacement from a ``torch.Generator`` (deterministic given its seed); ``fraction ==
-1`` observes all of them. SPEC's benchmark default is 500 of 128^2 nodes, about 3 %.
-
-Burgers ``inverse`` follows SPEC's "5 random sensor columns observed at all times" at 128^2
-and scales the number of columns with the grid: ``max(2, round(5 * S / 128))`` columns
-(2 at 16^2 and 32^2, 3 at 64^2, 5 at 128^2), so that a coarse grid keeps the same sensor
-density per unit length as far as an integer count allows, with at least two sensors. The
-observation fraction does not enter this mask (it is still validated).
+1`` observes all of them. The benchmark default is DiffusionPDE's: 500 of 128^2, about 3 %.
 
 Mask modes (:func:`task_masks`, ``piddm solve --masks``, bench ``tasks.masks``): ``random``
 is the above; ``diffusionpde`` reproduces DiffusionPDE's fixed point sets
@@ -24,23 +21,20 @@ generator.
 
 from __future__ import annotations
 
-import math
-from typing import Literal, cast
+from typing import cast
 
 import torch
 
 from piddm.errors import PiddmError
 from piddm.pdes import PDE
+from piddm.pdes.base import Task
+from piddm.pdes.burgers import sensor_count
 from piddm.tasks.diffusionpde import diffusionpde_masks
 
-Task = Literal["forward", "inverse", "reconstruct"]
 TASKS: tuple[str, ...] = ("forward", "inverse", "reconstruct")
 
 #: How the observed nodes are chosen (:func:`task_masks`).
 MASK_MODES: tuple[str, ...] = ("random", "diffusionpde")
-
-#: Burgers sensor columns at the reference resolution 128 (SPEC section 3).
-BURGERS_SENSORS_AT_128 = 5
 
 
 def check_fraction(fraction: float) -> float:
@@ -61,49 +55,8 @@ def check_task(task: str) -> Task:
     return cast(Task, task)
 
 
-def burgers_sensor_count(resolution: int) -> int:
-    """Number of Burgers sensor columns at ``resolution``: ``max(2, round(5 * S / 128))``.
-
-    Halves round up (``5 * 64 / 128 = 2.5 -> 3``), unlike Python's banker's ``round``.
-    """
-    return max(2, math.floor(BURGERS_SENSORS_AT_128 * resolution / 128 + 0.5))
-
-
-def _subset_count(fraction: float, size: int) -> int:
-    return size if fraction >= 1.0 else min(size, max(1, math.floor(fraction * size + 0.5)))
-
-
-def _random_subset(size: int, count: int, generator: torch.Generator) -> torch.Tensor:
-    """Bool ``(size,)`` with ``count`` ``True`` entries at random positions."""
-    chosen = torch.zeros(size, dtype=torch.bool)
-    chosen[torch.randperm(size, generator=generator)[:count]] = True
-    return chosen
-
-
-def _one_mask(pde: PDE, task: Task, fraction: float, generator: torch.Generator) -> torch.Tensor:
-    size, channels = pde.resolution, pde.num_channels
-    mask = torch.zeros(channels, size, size, dtype=torch.bool)
-    nodes = size * size
-    if pde.name == "burgers":
-        channel = pde.solution_channel
-        if task == "forward":  # the initial condition u(x, 0): row 0
-            mask[channel, 0] = _random_subset(size, _subset_count(fraction, size), generator)
-        elif task == "inverse":  # sensor columns at all times
-            cols = torch.randperm(size, generator=generator)[: burgers_sensor_count(size)]
-            mask[channel, :, cols] = True
-        else:
-            for c in range(channels):
-                mask[c] = _random_subset(nodes, _subset_count(fraction, nodes), generator).view(
-                    size, size
-                )
-        return mask
-    if task == "reconstruct":
-        observed = range(channels)
-    else:
-        observed = [pde.coefficient_channel if task == "forward" else pde.solution_channel]
-    for c in observed:
-        mask[c] = _random_subset(nodes, _subset_count(fraction, nodes), generator).view(size, size)
-    return mask
+#: The 0.1 name of :func:`piddm.pdes.burgers.sensor_count` (Burgers' sensor columns).
+burgers_sensor_count = sensor_count
 
 
 def make_mask(
@@ -111,7 +64,8 @@ def make_mask(
 ) -> torch.Tensor:
     """Observation masks for ``n`` instances of ``task``: bool ``(n, C, S, S)`` on the CPU.
 
-    Each instance draws its own random nodes (in order, from ``generator``). Raises
+    Each instance draws its own mask from the PDE's observation model
+    (:meth:`~piddm.pdes.PDE.observation_mask`, in order, from ``generator``). Raises
     :class:`PiddmError` for a fraction outside ``(0, 1]``, an unknown task, or a mask that
     would observe every node (``reconstruct`` with ``fraction == 1``: nothing to estimate).
     """
@@ -119,7 +73,7 @@ def make_mask(
     name = check_task(task)
     if int(n) != n or n < 1:
         raise PiddmError(f"number of instances must be a positive integer, got {n!r}")
-    masks = torch.stack([_one_mask(pde, name, value, generator) for _ in range(int(n))])
+    masks = torch.stack([pde.observation_mask(name, value, generator) for _ in range(int(n))])
     return validate_mask(masks, pde)
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
 from piddm.errors import PiddmError
@@ -196,8 +197,6 @@ def _limited(array: Any, limit: int | None) -> np.ndarray:
 
 
 def _read_hdf5(path: Path, pde: PDE, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
-    import h5py
-
     try:
         handle = h5py.File(path, "r")
     except OSError:

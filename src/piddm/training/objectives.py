@@ -59,7 +59,7 @@ class Objective(Protocol):
 
 
 class TeacherObjective:
-    """EDM denoising loss (SPEC section 2), plus the optional PIDM residual term.
+    """EDM denoising loss (docs/method.md, "EDM teacher"), plus the optional PIDM residual term.
 
     Per sample: ``lambda(s) mean (D(y + s n; s) - y)^2 + w Rn(denorm(D(y + s n; s)))`` with
     ``ln s ~ N(P_mean, P_std^2)``, ``Rn`` the PDE's normalised mean squared residual of the

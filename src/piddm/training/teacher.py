@@ -1,6 +1,7 @@
 """Teacher training (``kind: teacher``): an EDM denoiser on a solver-backed dataset.
 
-:func:`train` is what ``piddm train`` calls: it joins a ``torchrun`` job if there is one,
+:func:`train` is what ``piddm train`` calls: within the run entry shared with students
+(:func:`~piddm.training.session.run_session`: ``torchrun`` job, device, run directory) it
 loads (or first generates) and validates the dataset, prepares the run directory, builds
 ``EDMPrecond(UNet)`` and hands everything to the generic loop :func:`~piddm.training.loop.fit`.
 """
@@ -9,32 +10,34 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
+from piddm import __version__
+from piddm.checkpoint import read_checkpoint, resolve_checkpoint
 from piddm.config import Config, config_to_dict, validate_config
+from piddm.data import load_normalised, write_dataset
+from piddm.data.generate import generate_dataset
+from piddm.diffusion import EDMLoss, EDMPrecond, karras_sigmas, sample_heun
 from piddm.errors import PiddmError
+from piddm.models import resolve_model
+from piddm.nets import UNetConfig, build_unet
 from piddm.pdes import PDE, get_pde
-from piddm.training.distributed import (
-    DistInfo,
-    barrier,
-    init_distributed,
-    resolve_device,
-    run_on_main,
-    shutdown_distributed,
-)
-from piddm.training.loop import STREAM_INIT, TrainResult, TrainSpec, derive_seed, fit
+from piddm.plotting import dataset_figure, save_figure
+from piddm.training.distributed import barrier, run_on_main
+from piddm.training.loop import STREAM_INIT, TrainResult, TrainSpec, derive_seed
 from piddm.training.objectives import TeacherObjective
-from piddm.training.rundir import prepare_run_dir
+from piddm.training.session import run_session
 
 
-def unet_config(cfg: Config, pde: PDE) -> Any:
+def unet_config(cfg: Config, pde: PDE) -> UNetConfig:
     """The :class:`piddm.nets.UNetConfig` of ``cfg.net`` for ``pde``'s channels."""
-    from piddm.nets import UNetConfig
-
     net = cfg.net
     return UNetConfig(
         in_channels=net.in_channels or pde.num_channels,
@@ -51,17 +54,12 @@ def unet_config(cfg: Config, pde: PDE) -> Any:
 
 def build_teacher(cfg: Config, pde: PDE) -> nn.Module:
     """A freshly initialised ``EDMPrecond(UNet)``, identical on every rank for a given seed."""
-    from piddm.diffusion import EDMPrecond
-    from piddm.nets import build_unet
-
     torch.manual_seed(derive_seed(cfg.train.seed, STREAM_INIT))
     return EDMPrecond(build_unet(unet_config(cfg, pde)), sigma_data=cfg.diffusion.sigma_data)
 
 
 def teacher_metadata(cfg: Config, pde: PDE, step: int) -> dict[str, Any]:
     """Checkpoint metadata: everything :func:`piddm.checkpoint.load_model` needs, and more."""
-    from piddm import __version__
-
     d = cfg.diffusion
     return {
         "format_version": 1,
@@ -94,8 +92,6 @@ def ensure_dataset(cfg: Config, pde: PDE, explicit: bool, progress: bool) -> Pat
     if explicit or cfg.data.n is None:
         hint = "" if explicit else " (set data.n to generate it with the solver)"
         raise PiddmError(f"dataset {path} does not exist{hint}")
-    from piddm.data.generate import generate_dataset
-
     path.parent.mkdir(parents=True, exist_ok=True)
     workers = max(1, min(os.cpu_count() or 1, 8)) if cfg.data.n >= 256 else 1
     return generate_dataset(
@@ -105,8 +101,6 @@ def ensure_dataset(cfg: Config, pde: PDE, explicit: bool, progress: bool) -> Pat
 
 def load_training_fields(cfg: Config, pde: PDE, path: Path) -> torch.Tensor:
     """Normalised training fields ``(N - n_holdout, C, S, S)``, validated against the config."""
-    from piddm.data import load_normalised
-
     fields, file_pde = load_normalised(path, pde=cfg.pde.name, resolution=cfg.pde.resolution)
     if file_pde.params != pde.params:
         raise PiddmError(
@@ -127,10 +121,10 @@ def load_training_fields(cfg: Config, pde: PDE, path: Path) -> torch.Tensor:
     return fields[:n_train].contiguous()
 
 
-def heun_sampler(cfg: Config, pde: PDE) -> Any:
+def heun_sampler(
+    cfg: Config, pde: PDE
+) -> Callable[[nn.Module, int, torch.Generator], torch.Tensor]:
     """``sample(model, n, generator) -> (n, C, S, S)`` normalised samples (deterministic Heun)."""
-    from piddm.diffusion import karras_sigmas, sample_heun
-
     d = cfg.diffusion
 
     def sample(model: nn.Module, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -144,14 +138,10 @@ def heun_sampler(cfg: Config, pde: PDE) -> Any:
     return sample
 
 
-def sample_writer(pde: PDE, cfg: Config) -> Any:
+def sample_writer(pde: PDE, cfg: Config) -> Callable[[torch.Tensor, Path], dict[str, Any]]:
     """``finish(samples, run_dir)``: save samples + figure, return their PDE residual."""
 
     def finish(samples: torch.Tensor, run_dir: Path) -> dict[str, Any]:
-        import numpy as np
-
-        from piddm.data import write_dataset
-
         physical = pde.normalisation.denormalise(samples.double())
         residual = pde.mean_squared_residual(physical)
         write_dataset(
@@ -171,29 +161,18 @@ def sample_writer(pde: PDE, cfg: Config) -> Any:
     return finish
 
 
-def plot_samples(fields: Any, pde: PDE, out: Path, max_rows: int = 4) -> None:
-    """A grid of samples (rows) by channel (columns), one colour scale per channel."""
-    import matplotlib
+def plot_samples(fields: np.ndarray, pde: PDE, out: Path, max_rows: int = 4) -> None:
+    """The first ``max_rows`` samples of ``fields`` ``(N, C, S, S)`` (physical units), in the
+    figure style of ``piddm data show`` (:func:`piddm.plotting.dataset_figure`): a row per
+    sample, each channel and its residual map with its relative residual and solver
+    consistency."""
+    save_figure(samples_figure(fields, pde, max_rows), out)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    rows = min(max_rows, fields.shape[0])
-    cols = pde.num_channels
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.4 * rows), squeeze=False)
-    for c in range(cols):
-        lo, hi = float(fields[:rows, c].min()), float(fields[:rows, c].max())
-        for r in range(rows):
-            ax = axes[r][c]
-            image = ax.imshow(fields[r, c], origin="lower", vmin=lo, vmax=hi, cmap="viridis")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(pde.channels[c])
-        fig.colorbar(image, ax=[axes[r][c] for r in range(rows)], shrink=0.8)
-    fig.suptitle(f"{pde.name} {pde.resolution}^2: teacher samples")
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+def samples_figure(fields: np.ndarray, pde: PDE, max_rows: int = 4) -> Figure:
+    """The figure of :func:`plot_samples` (same arguments, no file)."""
+    title = f"{pde.name} {pde.resolution}x{pde.resolution}: teacher samples at the end of training"
+    return dataset_figure(fields[:max_rows], pde, title)
 
 
 def train(
@@ -217,56 +196,31 @@ def train(
     if data is not None:
         cfg = cfg.replace({"data.path": str(data)})
     validate_config(cfg)
-    owned = not (torch.distributed.is_available() and torch.distributed.is_initialized())
-    info = init_distributed(device)
-    try:
-        return _train(cfg, info, data is not None, run_dir, resume, overwrite, device, progress)
-    finally:
-        if owned:  # leave a caller's process group alone
-            shutdown_distributed()
-
-
-def _train(
-    cfg: Config,
-    info: DistInfo,
-    explicit_data: bool,
-    run_dir: str | os.PathLike[str] | None,
-    resume: bool,
-    overwrite: bool,
-    device_name: str,
-    progress: bool,
-) -> TrainResult:
-    dev = resolve_device(device_name, info)
-    pde = get_pde(cfg.pde.name, cfg.pde.resolution, **cfg.pde.params)
-    show = progress and info.is_main
-    path = run_on_main(lambda: ensure_dataset(cfg, pde, explicit_data, show), info)
-    barrier(info)
-    fields = load_training_fields(cfg, pde, path)
-    run_path, record = run_on_main(
-        lambda: prepare_run_dir(cfg, None if run_dir is None else Path(run_dir), resume, overwrite),
-        info,
-    )
-    model = build_teacher(cfg, pde)
-    if cfg.train.init_from is not None:
-        warm_start(model, cfg, pde)
-    spec = TrainSpec(
-        kind="teacher",
-        model=model,
-        objective=_objective(cfg, pde),
-        data=fields,
-        metadata=lambda step: teacher_metadata(cfg, pde, step),
-        sample=heun_sampler(cfg, pde),
-        finish=sample_writer(pde, cfg),
-    )
-    return fit(cfg, spec, run_path, info, dev, record, progress)
+    with run_session(device) as session:
+        info = session.info
+        pde = get_pde(cfg.pde.name, cfg.pde.resolution, **cfg.pde.params)
+        show = progress and info.is_main
+        path = run_on_main(lambda: ensure_dataset(cfg, pde, data is not None, show), info)
+        barrier(info)
+        fields = load_training_fields(cfg, pde, path)
+        run_path, record = session.open_run_dir(cfg, run_dir, resume, overwrite)
+        model = build_teacher(cfg, pde)
+        if cfg.train.init_from is not None:
+            warm_start(model, cfg, pde)
+        spec = TrainSpec(
+            kind="teacher",
+            model=model,
+            objective=_objective(cfg, pde),
+            data=fields,
+            metadata=lambda step: teacher_metadata(cfg, pde, step),
+            sample=heun_sampler(cfg, pde),
+            finish=sample_writer(pde, cfg),
+        )
+        return session.fit(cfg, spec, run_path, record, progress)
 
 
 def warm_start(model: nn.Module, cfg: Config, pde: PDE) -> None:
     """Load the weights of ``cfg.train.init_from`` into ``model`` (same architecture required)."""
-    from piddm.checkpoint import read_checkpoint, resolve_checkpoint
-    from piddm.models import resolve_model
-    from piddm.nets import UNetConfig
-
     assert cfg.train.init_from is not None
     tensors, meta = read_checkpoint(resolve_checkpoint(resolve_model(cfg.train.init_from)))
     try:
@@ -282,8 +236,7 @@ def warm_start(model: nn.Module, cfg: Config, pde: PDE) -> None:
 
 
 def _objective(cfg: Config, pde: PDE) -> TeacherObjective:
-    from piddm.diffusion import EDMLoss
-
+    """The EDM loss of ``cfg.diffusion``, plus PIDM's residual term if ``loss.residual_weight``."""
     d = cfg.diffusion
     edm = EDMLoss(p_mean=d.P_mean, p_std=d.P_std, sigma_data=d.sigma_data)
     return TeacherObjective(edm, pde, cfg.loss.residual_weight)

@@ -1,0 +1,72 @@
+"""``piddm solve``: every result carries its yardstick; Burgers' tasks are its own; no
+progress bars off a terminal."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import SUBPROCESS_ENV, make_dataset, piddm_command
+
+#: A fast latent optimisation: the test is about what the result says, not how good it is.
+QUICK = ("--n", "2", "--ensemble", "2", "--candidates", "0", "--steps", "2")
+
+
+def solve(tmp_path: Path, pde: str, task: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    data = tmp_path / f"{pde}.h5"
+    if not data.exists():
+        make_dataset(data, pde, 32, n=2)
+    out = tmp_path / f"{pde}-{task}.h5"
+    return subprocess.run(
+        piddm_command(
+            "solve", task, "--model", f"{pde}-32-piddm", "--data", str(data),
+            "--obs-fraction", "0.03", "--out", str(out), "--overwrite", *QUICK, *extra,
+        ),
+        capture_output=True,
+        text=True,
+        env=SUBPROCESS_ENV,
+        timeout=300,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("task", ["forward", "inverse"])
+def test_poisson_results_carry_the_exact_bayes_floor(tmp_path: Path, task: str) -> None:
+    proc = solve(tmp_path, "poisson", task, "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["yardstick"] == "bayes_floor"
+    floor = summary["bayes_floor"]
+    assert set(floor) == {"rel_l2_coefficient", "rel_l2_solution", "error_rate"}
+    assert floor["error_rate"] is None  # no two-valued coefficient
+    # 3 % of one channel observed: the floor is far from 0 and, being the best possible
+    # estimate on average, not far above a 2-step optimisation's error either
+    assert 0.05 < floor["rel_l2_solution"] < 1.0
+    assert "prior_mean_error" not in summary
+    assert "latent optimisation" not in proc.stderr  # stderr is a pipe: no progress bar
+
+
+def test_burgers_forward_observes_the_initial_condition_against_the_zero_guess(
+    tmp_path: Path,
+) -> None:
+    proc = solve(tmp_path, "burgers", "forward", "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["observed_fraction"] == pytest.approx(1 / 32)  # row 0, not 3 % of it
+    assert summary["rel_l2_coefficient"] == 0.0  # the input is observed exactly
+    assert summary["yardstick"] == "prior_mean_error"
+    guess = summary["prior_mean_error"]
+    assert guess["rel_l2_coefficient"] == 0.0 and 0.8 < guess["rel_l2_solution"] < 1.0
+
+
+def test_the_text_output_prints_the_yardstick_next_to_each_metric(tmp_path: Path) -> None:
+    proc = solve(tmp_path, "burgers", "inverse")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "2 sensors x all t" in lines[0]
+    assert lines[1].split() == ["metric", "estimate", "prior_mean_error"]
+    solution = next(line for line in lines if line.split()[0] == "rel_l2_solution")
+    estimate, reference = (float(cell) for cell in solution.split()[1:])
+    assert 0 < estimate and 0.8 < reference < 1.0
