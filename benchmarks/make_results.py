@@ -471,7 +471,21 @@ HEADLINE_METRIC = {
 }
 #: Physics table of the headline: models shown per PDE, in this order (labels of
 #: benchmarks/physics_table.py's rows; the teacher comes from its card).
-HEADLINE_MODELS = ("teacher (card)", "lambda0", "plain", "preconditioned")
+HEADLINE_MODELS = (
+    "teacher (card)",
+    "lambda0",
+    "plain",
+    "preconditioned",
+    "preconditioned-l100",
+    "solved",
+)
+#: The student each PDE ships (docs/pretrained.md), by its label in the physics table.
+SHIPPED = {
+    "darcy": "preconditioned-l100",
+    "poisson": "preconditioned-l100",
+    "helmholtz": "solved",
+    "burgers": "preconditioned-l100",
+}
 
 
 def mean_with_interval(row: dict[str, Any], key: str, scale: float = 1.0, unit: str = "") -> str:
@@ -504,7 +518,7 @@ def headline_physics() -> list[str]:
             if name not in rows:
                 continue
             row = rows[name]
-            shipped = " (shipped)" if name == "preconditioned" else ""
+            shipped = " (shipped)" if SHIPPED.get(pde) == name else ""
             lines.append(
                 f"| {pde} | {name}{shipped} | {row['nfe']} "
                 f"| {interval(row, 'solver_consistency_median', 100, ' %')} "
@@ -582,9 +596,13 @@ PHYSICS_NOTE = """\
 512 samples of the seed-7 latents against 1,024 held-out solver samples. Consistency:
 `|u - u*| / |u*|`, `u*` the solver's solution for the sample's own coefficient (initial
 condition); relative residual: `|R(x)| / |R(x0)|` (1 for the zero solution, 0 for the
-solver's). "plain": the paper's residual term; "preconditioned": fine-tuned with the
-preconditioned residual `P^-1 R` (`distill.residual_norm: preconditioned`); "lambda=0": no
-physics term. Command: `python benchmarks/physics_table.py PDE LABEL=RUN ... --reference
+solver's). "lambda0": no physics term; "plain": the paper's residual term; "preconditioned":
+fine-tuned from "plain" with the preconditioned residual `P^-1 R` (`distill.residual_norm:
+preconditioned`, lambda 10); "preconditioned-l100": 2,000 more steps of it at lambda 100;
+"solved": 2,000 steps at lambda 10 onto solver-corrected pair targets (`distill.pair_targets:
+solved`) from "preconditioned". Targets: student consistency median <= 3 % (Darcy, Burgers),
+<= 1.5 % (Poisson, Helmholtz) and below its teacher's; student MMSE / SMSE <= 1.5x the
+teacher's. Command: `python benchmarks/physics_table.py PDE LABEL=RUN ... --reference
 data/PDE-32-test.h5 --out benchmarks/results/PDE-32-physics.json` (LOG.md, "Physics").
 """
 
