@@ -44,7 +44,10 @@ def test_poisson_results_carry_the_exact_bayes_floor(tmp_path: Path, task: str) 
     # 3 % of one channel observed: the floor is far from 0 and, being the best possible
     # estimate on average, not far above a 2-step optimisation's error either
     assert 0.05 < floor["rel_l2_solution"] < 1.0
-    assert "prior_mean_error" not in summary
+    # ... and next to it the error a method must beat: the prior mean, observations put in
+    guess = summary["prior_mean_error"]
+    assert guess["rel_l2_solution"] > floor["rel_l2_solution"]
+    assert guess["rel_l2_coefficient"] > floor["rel_l2_coefficient"]
     assert "latent optimisation" not in proc.stderr  # stderr is a pipe: no progress bar
 
 

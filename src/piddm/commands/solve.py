@@ -198,13 +198,13 @@ def command(
         return
     click.echo(f"{task}: {summary['n']} {report.pde} instances, {report.label}")
     keys = ("rel_l2_coefficient", "rel_l2_solution", "error_rate", "error_rate_diffusionpde")
-    reference = summary[summary["yardstick"]]
-    click.echo(f"  {'metric':<24} {'estimate':>10} {summary['yardstick']:>16}")
+    kinds = list(dict.fromkeys((summary["yardstick"], "prior_mean_error")))
+    click.echo(f"  {'metric':<24} {'estimate':>10}" + "".join(f" {k:>16}" for k in kinds))
     for key in (*keys, "residual_mean"):
         if summary.get(key) is not None:
-            mark = reference.get(key)
-            yard = "" if mark is None else f"{mark:.4g}"
-            click.echo(f"  {key:<24} {summary[key]:>10.4g} {yard:>16}")
+            marks = [summary[kind].get(key) for kind in kinds]
+            yards = "".join(f" {'' if m is None else f'{m:.4g}':>16}" for m in marks)
+            click.echo(f"  {key:<24} {summary[key]:>10.4g}{yards}")
     click.echo(
         f"  {summary['seconds_per_instance']:.2f} s per instance; output {out_path}, "
         f"figures {figure_dir}"

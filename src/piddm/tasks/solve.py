@@ -38,7 +38,7 @@ from piddm.tasks.observations import (
     check_observation_path,
     read_observations,
 )
-from piddm.tasks.yardstick import yardstick
+from piddm.tasks.yardstick import YARDSTICK_METRICS, prior_mean_error, yardstick
 from piddm.training.distributed import DistInfo, resolve_device
 
 FIGURES = 3  # instances drawn as figures
@@ -215,6 +215,15 @@ def run_solve(
         **metrics,
         "yardstick": kind,
         kind: reference,
+        "prior_mean_error": (
+            reference
+            if kind == "prior_mean_error"
+            else (
+                dict.fromkeys(YARDSTICK_METRICS)
+                if truth_np is None
+                else prior_mean_error(pde, values, mask_np, truth_np)
+            )
+        ),
         "seconds_per_instance": result.seconds_per_instance,
         "nfe": result.nfe + result.nfe_backward,
         "n": len(estimate),
