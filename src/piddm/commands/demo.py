@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from piddm.commands.options import INT64, SEED, device_option, json_option
+from piddm.commands.options import INT64, SEED, default_option, device_option, json_option
 from piddm.demo import DEMO_SEED, DemoSettings, demo_pdes, format_report, run_demo
 from piddm.errors import PiddmError
 from piddm.jsonio import emit_json
@@ -29,48 +29,17 @@ from piddm.training.distributed import DistInfo, resolve_device
     help="Directory for the figures: each PDE writes to OUT/<pde>/ (created if missing; "
     "figures in it are replaced).",
 )
-@click.option(
-    "--samples",
-    type=INT64,
-    default=DemoSettings.samples,
-    show_default=True,
-    help="Student samples.",
-)
-@click.option(
-    "--teacher-samples",
-    type=INT64,
-    default=DemoSettings.teacher_samples,
-    show_default=True,
-    help="Teacher samples.",
-)
-@click.option(
-    "--instances",
-    type=INT64,
-    default=DemoSettings.instances,
-    show_default=True,
-    help="Task instances.",
-)
-@click.option(
-    "--ensemble",
-    type=INT64,
-    default=DemoSettings.ensemble,
-    show_default=True,
-    help="Latents per instance.",
-)
-@click.option(
+@default_option("--samples", DemoSettings, INT64, "Student samples.")
+@default_option("--teacher-samples", DemoSettings, INT64, "Teacher samples.")
+@default_option("--instances", DemoSettings, INT64, "Task instances.")
+@default_option("--ensemble", DemoSettings, INT64, "Latents per instance.")
+@default_option(
     "--candidates",
-    type=INT64,
-    default=DemoSettings.candidates,
-    show_default=True,
-    help="Prior latents screened per task instance (none unless it exceeds --ensemble).",
+    DemoSettings,
+    INT64,
+    "Prior latents screened per task instance (none unless it exceeds --ensemble).",
 )
-@click.option(
-    "--steps",
-    type=INT64,
-    default=DemoSettings.steps,
-    show_default=True,
-    help="Task optimiser steps.",
-)
+@default_option("--steps", DemoSettings, INT64, "Task optimiser steps.")
 @click.option("--obs-fraction", type=float, default=DemoSettings.obs_fraction, show_default=True)
 @click.option("--seed", type=SEED, default=None, help=f"Seed of the fresh instances [{DEMO_SEED}].")
 @click.option("--teacher", default=None, help="Teacher instead of the pretrained one.")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import click
 
 device_option = click.option(
@@ -54,3 +57,15 @@ class Int64(click.ParamType):
 INT64 = Int64(what="a 64-bit integer")
 #: ``--seed``: a non-negative 64-bit integer (numpy's SeedSequence and torch take it).
 SEED = Int64(0, 2**63 - 1, "a seed in [0, 2**63)")
+
+
+def default_option(
+    flag: str, settings: object, type: click.ParamType | type = float, help: str | None = None
+) -> Callable[[Any], Any]:
+    """``flag`` whose default is the same-named field of ``settings`` (a typed config class or
+    instance: ``--lambda-infer`` reads ``settings.lambda_infer``), shown in ``--help``: the one
+    default of the setting stays in its config."""
+    name = flag.lstrip("-").replace("-", "_")
+    return click.option(
+        flag, type=type, default=getattr(settings, name), show_default=True, help=help
+    )

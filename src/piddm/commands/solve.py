@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from piddm.commands.options import INT64, SEED, device_option, json_option, model_option
+from piddm.commands.options import (
+    INT64,
+    SEED,
+    default_option,
+    device_option,
+    json_option,
+    model_option,
+)
 from piddm.jsonio import emit_json
 from piddm.pdes.base import RESIDUAL_NORMS
 from piddm.progress import show_progress
@@ -48,39 +55,21 @@ from piddm.tasks.solve import check_solve_inputs, run_solve
 )
 @click.option("--n", "n", type=INT64, default=None, help="Solve the first N instances [all].")
 # 8 latents x 100 steps: at the cost of 4 x 200, a lower error (benchmarks/task_sweep.py).
-@click.option(
-    "--ensemble",
-    type=INT64,
-    default=LatentOptConfig.ensemble,
-    show_default=True,
-    help="Latents per instance.",
-)
+@default_option("--ensemble", LatentOptConfig, INT64, "Latents per instance.")
 # Screening 256 draws lowered the task errors by 2-6 points on training instances, except
 # Poisson's forward error, which rose by 2 (benchmarks/task_sweep.py).
-@click.option(
+@default_option(
     "--candidates",
-    type=INT64,
-    default=LatentOptConfig.candidates,
-    show_default=True,
-    help="Prior latents screened per instance; the --ensemble best fits start the "
-    "optimisation (no screening unless it exceeds --ensemble; 0 is better for the Poisson "
-    "forward problem).",
+    LatentOptConfig,
+    INT64,
+    "Prior latents screened per instance; the --ensemble best fits start the optimisation "
+    "(no screening unless it exceeds --ensemble; 0 is better for the Poisson forward problem).",
 )
-@click.option(
-    "--steps", type=INT64, default=LatentOptConfig.steps, show_default=True, help="Optimiser steps."
-)
-@click.option(
-    "--lr", type=float, default=LatentOptConfig.lr, show_default=True, help="Adam learning rate."
-)
+@default_option("--steps", LatentOptConfig, INT64, "Optimiser steps.")
+@default_option("--lr", LatentOptConfig, float, "Adam learning rate.")
 # 0.1 rather than 1.0: the Poisson forward error 29 % -> 19 %, Darcy's 13.8 % -> 12.7 %, the
 # inverse problems unchanged (benchmarks/task_sweep.py, training instances).
-@click.option(
-    "--lambda-infer",
-    type=float,
-    default=LatentOptConfig.lambda_infer,
-    show_default=True,
-    help="Residual weight.",
-)
+@default_option("--lambda-infer", LatentOptConfig, float, "Residual weight.")
 @click.option(
     "--residual-norm",
     type=click.Choice(RESIDUAL_NORMS),
