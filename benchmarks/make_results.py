@@ -365,6 +365,15 @@ def interval(row: dict[str, Any], key: str, scale: float = 1.0, unit: str = "") 
 PHYSICS_PDES = ("darcy", "poisson", "helmholtz", "burgers")
 
 
+def physics_rows(pde: str) -> dict[str, dict[str, Any]]:
+    """Label -> row: the shipped teacher's card ("teacher (card)") first, then the rows of
+    ``benchmarks/results/<pde>-32-physics.json``."""
+    teacher = next((c for c in read_cards() if c.name == f"{pde}-32-teacher"), None)
+    rows = {} if teacher is None else {"teacher (card)": {"nfe": teacher.nfe, **teacher.eval}}
+    payload = load(f"{pde}-32-physics.json") or {"rows": []}
+    return rows | {row["label"]: row for row in payload["rows"]}
+
+
 def physics_table() -> list[str]:
     """Per PDE: the shipped teacher (its model card) and every generator of
     ``benchmarks/physics_table.py`` (both: 512 samples, seed-7 latents, 1,024 held-out solver
@@ -375,18 +384,10 @@ def physics_table() -> list[str]:
         "| rel. residual median [95 %] | residual mean | MMSE | SMSE | SFD |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    cards = {card.name: card for card in read_cards()}
     for pde in PHYSICS_PDES:
-        payload = load(f"{pde}-32-physics.json")
-        teacher = cards.get(f"{pde}-32-teacher")
-        rows = (
-            []
-            if teacher is None
-            else [{"label": "teacher (card)", "nfe": teacher.nfe, **teacher.eval}]
-        )
-        for row in rows + (payload["rows"] if payload else []):
+        for name, row in physics_rows(pde).items():
             lines.append(
-                f"| {pde} | {row['label']} | {row['nfe']} "
+                f"| {pde} | {name} | {row['nfe']} "
                 f"| {interval(row, 'solver_consistency_median', 100, ' %')} "
                 f"| {interval(row, 'solver_consistency', 100, ' %')} "
                 f"| {interval(row, 'relative_residual_median')} | {fmt(row['residual_mean'])} | "
@@ -507,13 +508,8 @@ def headline_physics() -> list[str]:
         "| MMSE (x floor) | SMSE (x floor) |",
         "|---|---|---|---|---|---|---|",
     ]
-    cards = {card.name: card for card in read_cards()}
     for pde in PHYSICS_PDES:
-        payload = load(f"{pde}-32-physics.json") or {"rows": []}
-        teacher = cards.get(f"{pde}-32-teacher")
-        rows = {r["label"]: r for r in payload["rows"]}
-        if teacher is not None:
-            rows["teacher (card)"] = {"nfe": teacher.nfe, **teacher.eval}
+        rows = physics_rows(pde)
         for name in HEADLINE_MODELS:
             if name not in rows:
                 continue

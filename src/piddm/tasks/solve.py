@@ -38,7 +38,7 @@ from piddm.tasks.observations import (
     check_observation_path,
     read_observations,
 )
-from piddm.tasks.yardstick import YARDSTICK_METRICS, prior_mean_error, yardstick
+from piddm.tasks.yardstick import yardstick_entries
 from piddm.training.distributed import DistInfo, resolve_device
 
 FIGURES = 3  # instances drawn as figures
@@ -210,20 +210,9 @@ def run_solve(
             if pde.name == "darcy" and truth_np is not None
             else None
         )
-    kind, reference = yardstick(pde, values, mask_np, truth_np)
     summary = {
         **metrics,
-        "yardstick": kind,
-        kind: reference,
-        "prior_mean_error": (
-            reference
-            if kind == "prior_mean_error"
-            else (
-                dict.fromkeys(YARDSTICK_METRICS)
-                if truth_np is None
-                else prior_mean_error(pde, values, mask_np, truth_np)
-            )
-        ),
+        **yardstick_entries(pde, values, mask_np, truth_np),
         "seconds_per_instance": result.seconds_per_instance,
         "nfe": result.nfe + result.nfe_backward,
         "n": len(estimate),

@@ -95,12 +95,33 @@ def yardstick(
     return kind, {key: metrics[key] for key in YARDSTICK_METRICS}
 
 
+def yardstick_entries(
+    pde: PDE,
+    observations: np.ndarray | torch.Tensor,
+    mask: np.ndarray | torch.Tensor,
+    truth: np.ndarray | torch.Tensor | None,
+) -> dict[str, object]:
+    """The yardstick keys of a task result: ``yardstick`` (the kind), the kind's metrics
+    (:func:`yardstick`) and ``prior_mean_error`` always, the error a method must beat (every
+    metric ``None`` without a truth)."""
+    kind, reference = yardstick(pde, observations, mask, truth)
+    entries: dict[str, object] = {"yardstick": kind, kind: reference}
+    if kind != "prior_mean_error":
+        entries["prior_mean_error"] = (
+            dict.fromkeys(YARDSTICK_METRICS)
+            if truth is None
+            else prior_mean_error(pde, observations, mask, truth)
+        )
+    return entries
+
+
 __all__ = [
     "YARDSTICK_METRICS",
     "Yardstick",
     "prior_mean_error",
     "prior_mean_estimate",
     "yardstick",
+    "yardstick_entries",
     "yardstick_estimate",
     "yardstick_kind",
 ]
