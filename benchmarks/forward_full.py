@@ -5,7 +5,9 @@ Usage: python benchmarks/forward_full.py PDE [N]
 
 Runs `piddm solve forward --obs-fraction 1.0` on the first N held-out instances and times the
 package's solver on the same coefficients (the physical limit: the held-out truth is the
-solver's own output).
+solver's own output). Every coefficient node is observed, so the masks are the bench's at
+``tasks.obs_fraction = 1`` whatever their seed (``piddm.bench.bench_masks(pde, "forward", n,
+1.0)``: all of the coefficient, none of the solution).
 """
 
 from __future__ import annotations

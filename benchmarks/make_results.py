@@ -2,6 +2,7 @@
 from the JSON files in benchmarks/results/.
 
 Usage: python benchmarks/make_results.py          # rewrites benchmarks/RESULTS.md
+       python benchmarks/make_results.py --check  # fails if RESULTS.md is not what it renders
        python benchmarks/make_results.py --log > /tmp/tables.md   # LOG.md's tables
 
 Every number in both pages comes from a JSON file written by a command listed there; this
@@ -15,7 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from piddm.bench.figures import task_metric
 from piddm.export import read_cards
+from piddm.pdes import get_pde
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -387,7 +390,7 @@ def physics_table() -> list[str]:
     for pde in PHYSICS_PDES:
         for name, row in physics_rows(pde).items():
             lines.append(
-                f"| {pde} | {name} | {row['nfe']} "
+                f"| {pde} | {name} | {row['nfe']:g} "
                 f"| {interval(row, 'solver_consistency_median', 100, ' %')} "
                 f"| {interval(row, 'solver_consistency', 100, ' %')} "
                 f"| {interval(row, 'relative_residual_median')} | {fmt(row['residual_mean'])} | "
@@ -426,7 +429,7 @@ def log_tables() -> None:
             continue
         print(f"\n## {pde} 32^2: generation (same latents for every method)\n")
         print("\n".join(generate_table(bench)))
-        print(f"\n## {pde} 32^2: forward / inverse, 3 % random observations\n")
+        print(f"\n## {pde} 32^2: tasks, 3 % random observations\n")
         print("\n".join(task_table(bench)))
         if sweeps := load_sweeps(pde):
             section(
@@ -462,31 +465,24 @@ def log_tables() -> None:
             )
 
 
-#: The headline metric of each task: the field a user asks for (Darcy's inverse problem is
-#: scored by its threshold error rate, as DiffusionPDE scores it).
-HEADLINE_METRIC = {
-    ("darcy", "forward"): ("rel_l2_solution", "rel. L2 of u"),
-    ("darcy", "inverse"): ("error_rate", "error rate of a"),
-    ("poisson", "forward"): ("rel_l2_solution", "rel. L2 of u"),
-    ("poisson", "inverse"): ("rel_l2_coefficient", "rel. L2 of f"),
-}
+#: PDEs and tasks of the headline task table (each task is scored by
+#: :func:`piddm.bench.figures.task_metric`: Darcy's inverse problem by its threshold error
+#: rate, as DiffusionPDE scores it).
+HEADLINE_PDES = ("darcy", "poisson")
+HEADLINE_TASKS = ("forward", "inverse", "reconstruct")
 #: Physics table of the headline: models shown per PDE, in this order (labels of
-#: benchmarks/physics_table.py's rows; the teacher comes from its card).
-HEADLINE_MODELS = (
-    "teacher (card)",
-    "lambda0",
-    "plain",
-    "preconditioned",
-    "preconditioned-l100",
-    "solved",
-)
+#: benchmarks/physics_table.py's rows; the teacher comes from its card), then the shipped
+#: student and its PIDDM-ref row; every other row is on the log page.
+HEADLINE_MODELS = ("teacher (card)", "lambda0", "plain", "preconditioned")
 #: The student each PDE ships (docs/pretrained.md), by its label in the physics table.
 SHIPPED = {
-    "darcy": "preconditioned-l100",
-    "poisson": "preconditioned-l100",
-    "helmholtz": "solved",
+    "darcy": "solved-l1000",
+    "poisson": "solved-l300",
+    "helmholtz": "solved-l300",
     "burgers": "preconditioned-l100",
 }
+#: The label of the shipped student's PIDDM-ref row (physics_table.py --refine).
+REFINED = "piddm-ref"
 
 
 def mean_with_interval(row: dict[str, Any], key: str, scale: float = 1.0, unit: str = "") -> str:
@@ -510,13 +506,13 @@ def headline_physics() -> list[str]:
     ]
     for pde in PHYSICS_PDES:
         rows = physics_rows(pde)
-        for name in HEADLINE_MODELS:
+        for name in (*HEADLINE_MODELS, SHIPPED[pde], REFINED):
             if name not in rows:
                 continue
             row = rows[name]
             shipped = " (shipped)" if SHIPPED.get(pde) == name else ""
             lines.append(
-                f"| {pde} | {name}{shipped} | {row['nfe']} "
+                f"| {pde} | {name}{shipped} | {row['nfe']:g} "
                 f"| {interval(row, 'solver_consistency_median', 100, ' %')} "
                 f"| {interval(row, 'relative_residual_median')} | "
                 + " | ".join(ratio(row[k], row[f"{k}_floor"]) for k in ("mmse", "smse"))
@@ -525,54 +521,84 @@ def headline_physics() -> list[str]:
     return lines
 
 
-def headline_tasks() -> list[str]:
-    """Per PDE and task: the headline error of PIDDM, of DiffusionPDE and of the best other
-    baseline (each ± its 95 % half-width where the bench recorded one), the classical MAP
-    and the Bayes floor where computed, and the seconds per instance."""
-    lines = [
-        "| PDE | task | metric | PIDDM (s / inst.) | DiffusionPDE (s / inst.) "
-        "| best other baseline | PDE-constrained MAP | Bayes floor |",
-        "|---|---|---|---|---|---|---|---|",
+def task_cell(row: dict[str, Any] | None, key: str) -> str:
+    """``m % ± h (s s, n=N)`` of a bench task row (``-`` without one or without the metric)."""
+    if row is None or row.get(key) is None:
+        return "-"
+    return (
+        f"{mean_with_interval(row, key, 100, ' %')} "
+        f"({row['seconds_per_sample']:.2g} s, n={row['n']})"
+    )
+
+
+def labelled_cells(rows: list[dict[str, Any]], key: str) -> str:
+    """``label: cell; ...`` of variant rows, ``-`` if there are none."""
+    return "; ".join(f"{r['variant']}: {task_cell(r, key)}" for r in rows) or "-"
+
+
+def headline_task_row(pde: str, task: str, bench: dict[str, Any]) -> str:
+    """One line of :func:`headline_tasks`: ``bench`` is the PDE's bench JSON (an older one
+    without reconstruction, variants or classical rows renders dashes there)."""
+    key, name = task_metric(get_pde(pde, 32), task)
+    rows = [r for r in bench["rows"] if r["task"] == task and r.get("supported", True)]
+    main = {r["method"]: r for r in rows if not r.get("variant")}
+    variants = {m: [r for r in rows if r["method"] == m and r.get("variant")] for m in main}
+    steps = bench["config"].get("baselines", {}).get("diffusionpde", {}).get("num_steps")
+    dpde = task_cell(main.get("diffusionpde"), key)
+    if steps is not None and dpde != "-":
+        dpde = f"{steps} steps: {dpde}"
+    others = [
+        r
+        for m, r in main.items()
+        if m not in ("piddm-1", "diffusionpde", *CLASSICAL) and r.get(key) is not None
     ]
-    for (pde, task), (key, name) in HEADLINE_METRIC.items():
-        bench = load(f"{pde}-32.json")
-        if not bench:
-            continue
-        rows = [
-            r
-            for r in bench["rows"]
-            if r["task"] == task and r.get("supported", True) and not r.get("variant")
-        ]
-
-        def cell(row: dict[str, Any] | None, key: str = key) -> str:
-            if row is None or row.get(key) is None:
-                return "-"
-            return (
-                f"{mean_with_interval(row, key, 100, ' %')} "
-                f"({row['seconds_per_sample']:.2g} s, n={row['n']})"
-            )
-
-        by_method = {r["method"]: r for r in rows}
-        others = [
-            r
-            for r in rows
-            if r["method"] not in ("piddm-1", "diffusionpde") and r.get(key) is not None
-        ]
-        best = min(others, key=lambda r: r[key], default=None)
-        best_text = "-" if best is None else f"{best['method']}: {cell(best)}"
-        map_text = "-"
-        if (pde, task) == ("darcy", "inverse") and (study := load("darcy-32-inverse-map.json")):
+    best = min(others, key=lambda r: r[key], default=None)
+    best_text = "-" if best is None else f"{best['method']}: {task_cell(best, key)}"
+    map_text = task_cell(main.get("map"), key)
+    if map_text == "-" and (pde, task) == ("darcy", "inverse"):
+        if study := load("darcy-32-inverse-map.json"):  # the script's rows, before the bench's
             best_map = min(study["rows"], key=lambda r: r[key])
             map_text = (
                 f"{100 * best_map[key]:.3g} % ({best_map['seconds_per_instance']:.2g} s, "
                 f"n={study['n']})"
             )
+    floor_text = task_cell(main.get("bayes-floor"), key)
+    if floor_text == "-":
         floor = task_floor(pde, task, bench["config"]["tasks"]["obs_fraction"])
-        lines.append(
-            f"| {pde} | {task} | {name} | {cell(by_method.get('piddm-1'))} "
-            f"| {cell(by_method.get('diffusionpde'))} | {best_text} | {map_text} "
-            f"| {'-' if floor is None else f'{100 * floor:.3g} %'} |"
-        )
+        floor_text = "-" if floor is None else f"{100 * floor:.3g} %"
+    cells = [
+        pde,
+        task,
+        name,
+        task_cell(main.get("piddm-1"), key),
+        labelled_cells(variants.get("piddm-1", []), key),
+        dpde,
+        labelled_cells(variants.get("diffusionpde", []), key),
+        best_text,
+        map_text,
+        floor_text,
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+#: Methods of the bench without a network (their own columns of the headline).
+CLASSICAL = ("map", "bayes-floor")
+
+
+def headline_tasks() -> list[str]:
+    """Per PDE and task: the headline error of PIDDM (and its variants), of DiffusionPDE (and
+    its variants, e.g. its published 2,000 steps), of the best other baseline, of the
+    PDE-constrained MAP and of the Bayes floor, each ± its 95 % half-width where the bench
+    recorded one, with seconds per instance and n."""
+    lines = [
+        "| PDE | task | metric | PIDDM | PIDDM variants | DiffusionPDE | DiffusionPDE variants "
+        "| best other baseline | PDE-constrained MAP | Bayes floor |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for pde in HEADLINE_PDES:
+        bench = load(f"{pde}-32.json")
+        if bench:
+            lines += [headline_task_row(pde, task, bench) for task in HEADLINE_TASKS]
     return lines
 
 
@@ -594,22 +620,29 @@ PHYSICS_NOTE = """\
 condition); relative residual: `|R(x)| / |R(x0)|` (1 for the zero solution, 0 for the
 solver's). "lambda0": no physics term; "plain": the paper's residual term; "preconditioned":
 fine-tuned from "plain" with the preconditioned residual `P^-1 R` (`distill.residual_norm:
-preconditioned`, lambda 10); "preconditioned-l100": 2,000 more steps of it at lambda 100;
-"solved": 2,000 steps at lambda 10 onto solver-corrected pair targets (`distill.pair_targets:
-solved`) from "preconditioned". Targets: student consistency median <= 3 % (Darcy, Burgers),
+preconditioned`, lambda 10); the shipped student: further fine-tunes onto solver-corrected
+pair targets (`distill.pair_targets: solved`) at lambda 100-1,000 with a cosine decay ("solved-lN",
+Burgers: "preconditioned-l100", lambda 100 onto the teacher's pairs); "piddm-ref": the shipped
+student with PIDDM-ref's 3 L-BFGS refinement steps (NFE measured). Every intermediate row is
+on the log page. Targets: student consistency median <= 3 % (Darcy, Burgers),
 <= 1.5 % (Poisson, Helmholtz) and below its teacher's; student MMSE / SMSE <= 1.5x the
 teacher's. Command: `python benchmarks/physics_table.py PDE LABEL=RUN ... --reference
 data/PDE-32-test.h5 --out benchmarks/results/PDE-32-physics.json` (LOG.md, "Physics").
 """
 
 TASKS_NOTE = """\
-100 held-out instances (10 for DiffusionPDE, D-Flow; 50 for PID), 3 % of the nodes observed,
-the same masks for every method; an error is the mean over instances in percent, with the
-half-width of its 95 % interval where the bench recorded one. Command: `piddm bench --config
-configs/bench-PDE-32-cpu.yaml --out benchmarks/results/PDE-32.json` (full tables: LOG.md).
-The MAP is `benchmarks/darcy_inverse_map.py` (the solver, its adjoint and the data's own
-prior); the Bayes floors are `benchmarks/bayes_bound.py` (Poisson: the exact Gaussian
-posterior) and `benchmarks/darcy_forward_floor.py` (posterior sampling).
+Held-out instances (n in each cell), 3 % of the nodes observed (reconstruction: 3 % of each
+field), the same masks for every method; an error is the mean over instances in percent, ±
+the half-width of its 95 % interval, then seconds per instance. Variants are rows of the same
+method with other settings (`variants` of the bench config: e.g. DiffusionPDE's published
+2,000 guided steps, a cheaper PIDDM latent optimisation); "best other baseline" is the lowest
+error among the other methods. Command: `piddm bench --pde PDE --config
+configs/bench-PDE-32-cpu.yaml` (its bench.json is benchmarks/results/PDE-32.json; full
+tables: LOG.md). MAP and Bayes floor are the bench's `map` / `bayes-floor` rows
+(`piddm.tasks.classical`); a JSON without them falls back to `benchmarks/darcy_inverse_map.py`
+(the solver, its adjoint and the data's own prior) and the floors of `benchmarks/bayes_bound.py`
+(Poisson: the exact Gaussian posterior) and `benchmarks/darcy_forward_floor.py` (posterior
+sampling), without intervals.
 """
 
 
@@ -617,18 +650,23 @@ def headline() -> str:
     """The text of benchmarks/RESULTS.md."""
     parts = [HEADER, "## Do generated fields agree with the solver?\n"]
     parts += ["\n".join(headline_physics()), "", PHYSICS_NOTE]
-    parts += ["## Forward and inverse problems (3 % observed)\n"]
+    parts += ["## Forward, inverse and reconstruction problems (3 % observed)\n"]
     parts += ["\n".join(headline_tasks()), "", TASKS_NOTE]
     return "\n".join(parts)
 
 
 def main(argv: list[str]) -> None:
+    results = Path(__file__).parent / "RESULTS.md"
     if argv == ["--log"]:
         log_tables()
         return
+    if argv == ["--check"]:
+        if not results.is_file() or results.read_text() != headline():
+            raise SystemExit(f"{results} is stale: run python benchmarks/make_results.py")
+        return
     if argv:
-        raise SystemExit("usage: python benchmarks/make_results.py [--log]")
-    (Path(__file__).parent / "RESULTS.md").write_text(headline())
+        raise SystemExit("usage: python benchmarks/make_results.py [--log | --check]")
+    results.write_text(headline())
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ Usage:
 The issue's task targets (5 % forward, 6 % Darcy inverse error rate) are DiffusionPDE's 128^2
 figures with 500 observed points; at 32^2 the bench observes 3 % of the nodes (31 points).
 This runs the bench itself (:func:`piddm.bench.runner.run_bench`, configs/bench-PDE-32-cpu.yaml)
-with only the ``piddm-1`` rows of the forward and inverse problems at other observation
-fractions: the same 100 held-out instances, the same mask seeds (so the masks are those of
-``benchmarks/bayes_bound.py`` and ``benchmarks/darcy_forward_floor.py`` at that fraction) and
+with only the ``piddm-1`` rows of the tasks (no variants) at other observation fractions:
+the same 100 held-out instances, the same mask seeds (:func:`piddm.bench.bench_masks`, so the
+masks are those of ``benchmarks/bayes_bound.py`` and ``benchmarks/darcy_forward_floor.py`` at
+that fraction) and
 the same latent-optimisation settings, which were chosen at 3 % on training instances and are
 not re-tuned here. ``--solver-members`` re-solves every ensemble member's own input with the
 numerical solver (``tasks.solver_members``). Each fraction's rows are written as soon as they
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from piddm.bench.config import TASK_NAMES as TASKS
 from piddm.bench.config import bench_config_from_dict
 from piddm.bench.runner import run_bench
 from piddm.config import read_yaml
@@ -36,6 +38,7 @@ def task_rows(raw: dict, fraction: float, n: int, out_dir: Path) -> list[dict]:
     config = {
         **raw,
         "methods": ["piddm-1"],
+        "variants": {},
         "generate": {**raw["generate"], "n": 2, "n_per_method": {}},  # the bench always generates
         "tasks": {**raw["tasks"], "n": n, "n_per_method": {}, "obs_fraction": fraction},
     }
@@ -65,7 +68,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--model", help="the PIDDM student (default: the bench config's)")
     parser.add_argument("--config", type=Path, help="default: configs/bench-PDE-32-cpu.yaml")
-    parser.add_argument("--tasks", nargs="+", choices=("forward", "inverse"))
+    parser.add_argument("--tasks", nargs="+", choices=TASKS)
     parser.add_argument(
         "--solver-members", action="store_true", help="re-solve every member (tasks.solver_members)"
     )

@@ -10,7 +10,9 @@ Usage::
         --reference data/poisson-32-test.h5 --out benchmarks/results/poisson-32-physics.json
 
 Each model is ``LABEL=CHECKPOINT`` (a file, run directory or pretrained name); teachers are
-sampled with their own Heun sampler (18 steps), students in one step.
+sampled with their own Heun sampler (18 steps), students in one step, or, with ``--refine K``
+and a label ending in ``-ref``, as PIDDM-ref (``K`` refinement steps of
+``piddm.tasks.latent.REFINE_CONFIG``, ``piddm sample --refine K``).
 """
 
 from __future__ import annotations
@@ -29,14 +31,22 @@ from piddm.metrics import evaluate
 from piddm.models import load_any
 from piddm.pdes import get_pde
 from piddm.sampling import sample_checkpoint
+from piddm.tasks.latent import REFINE_CONFIG
 
 
 def score(
-    pde_name: str, label: str, model_path: str, reference: np.ndarray, n: int, seed: int
+    pde_name: str,
+    label: str,
+    model_path: str,
+    reference: np.ndarray,
+    n: int,
+    seed: int,
+    refine: int = 0,
 ) -> dict:
-    """The eval keys of ``n`` samples of ``model_path``, with its label, NFE and sampling time."""
+    """The eval keys of ``n`` samples of ``model_path`` (``refine`` PIDDM-ref steps), with its
+    label, NFE and sampling time."""
     model, metadata = load_any(model_path, torch.device("cpu"))
-    run = sample_checkpoint(model, metadata, n, seed)
+    run = sample_checkpoint(model, metadata, n, seed, refine=refine)
     fields = np.asarray(run.fields, dtype=np.float64)
     report = evaluate(get_pde(pde_name, fields.shape[-1]), fields, reference).as_dict()
     distill = metadata.get("distill") or {}
@@ -46,6 +56,7 @@ def score(
         "kind": metadata.get("kind"),
         "residual_norm": residual_norm_of(metadata) if distill else None,
         "lambda_train": distill.get("lambda_train"),
+        "refine": refine,
         "nfe": run.nfe,
         "seconds_per_sample": run.seconds_per_sample,
         **report,
@@ -60,12 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=512)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--refine", type=int, default=REFINE_CONFIG.steps, help="PIDDM-ref steps (-ref labels)"
+    )
     args = parser.parse_args(argv)
     reference = read_dataset(args.reference).fields.astype(np.float64)
     rows = []
     for item in args.models:
         label, _, path = item.partition("=")
-        rows.append(score(args.pde, label, path, reference, args.n, args.seed))
+        refine = args.refine if label.endswith("-ref") else 0
+        rows.append(score(args.pde, label, path, reference, args.n, args.seed, refine))
         row = rows[-1]
         print(
             f"{label}: consistency median {row['solver_consistency_median']:.4f}, relative "

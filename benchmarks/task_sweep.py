@@ -12,7 +12,9 @@ values (ensemble 4, 50 Adam steps, lr 0.05, lambda_infer 1), the rest ``LatentOp
 (among them 256 screened draws). Every setting
 solves the same first N instances of --data (the teacher's *training* data: the bench scores
 the held-out instances, so settings picked here are not tuned on what they are scored on)
-under the same masks (3 % random observations by default) and initial latents. Reports the
+under the same masks, drawn as the bench draws a task's (:func:`piddm.bench.bench_masks` with
+``tasks.seed = --seed``; 3 % random observations by default; sweeps recorded before
+2026-12-03 seeded them with ``--seed`` itself), and the same initial latents. Reports the
 metrics of ``piddm solve`` (:func:`piddm.metrics.task_metrics`) of the ensemble mean, the
 mean relative L2 of the ensemble's members one by one (``member_rel_l2_*``: with a fixed
 member error, the mean's error is lower the more the members differ) and the seconds per
@@ -31,6 +33,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from piddm.bench import bench_masks
 from piddm.config import parse_overrides, replace_settings
 from piddm.data import read_dataset
 from piddm.distill import one_step_generator
@@ -39,7 +42,7 @@ from piddm.metrics import task_metrics
 from piddm.models import load_any
 from piddm.pdes import PDE
 from piddm.sampling import pde_of
-from piddm.tasks import LatentOptConfig, make_mask, solve_task
+from piddm.tasks import TASKS, LatentOptConfig, solve_task
 
 Settings = TypeVar("Settings")
 
@@ -74,7 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--data", required=True, type=Path)
-    parser.add_argument("--task", choices=("forward", "inverse"), required=True)
+    parser.add_argument("--task", choices=TASKS, required=True)
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--fraction", type=float, default=0.03)
     parser.add_argument("--seed", type=int, default=0)
@@ -88,9 +91,7 @@ def main() -> None:
     pde = pde_of(meta)
     generator = one_step_generator(student.eval().requires_grad_(False), meta)
     truth = torch.from_numpy(read_dataset(args.data, limit=args.n).fields.astype(np.float64))
-    mask = make_mask(
-        pde, args.task, args.fraction, torch.Generator().manual_seed(args.seed), n=args.n
-    )
+    mask = bench_masks(pde, args.task, args.n, args.fraction, seed=args.seed)
     rows = []
     for config in settings:
         start = time.perf_counter()

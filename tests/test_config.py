@@ -24,6 +24,8 @@ from piddm.config import (
     parse_overrides,
     replace_settings,
 )
+from piddm.diffusion import karras_sigmas, schedules
+from piddm.distill.pairs import PairSettings
 from piddm.errors import PiddmError
 from piddm.nets import UNetConfig
 from piddm.tasks import LatentOptConfig
@@ -300,3 +302,19 @@ def test_command_line_overrides_are_read_as_yaml_and_checked():
         replace_settings(OptimConfig(), {"lrr": 1}, "optim")
     with pytest.raises(PiddmError, match="config optim.lr: expected a positive number"):
         replace_settings(OptimConfig(), {"lr": -1}, "optim")
+
+
+def test_diffusion_defaults_are_the_samplers_edm_grid() -> None:
+    """One default each: ``DiffusionConfig``, ``karras_sigmas`` and the pair settings agree."""
+    d = DiffusionConfig()
+    assert (d.sigma_min, d.sigma_max, d.rho, d.steps) == (
+        schedules.SIGMA_MIN,
+        schedules.SIGMA_MAX,
+        schedules.RHO,
+        schedules.STEPS,
+    )
+    grid = karras_sigmas()
+    assert len(grid) == d.steps + 1
+    assert (float(grid[0]), float(grid[-2])) == pytest.approx((d.sigma_max, d.sigma_min))
+    pairs = PairSettings(size=1, steps=1, refresh_every=0, refresh_fraction=0.0)
+    assert (pairs.sigma_min, pairs.sigma_max, pairs.rho) == (d.sigma_min, d.sigma_max, d.rho)

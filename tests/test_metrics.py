@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
+from piddm.data.importing import ImportReport
 from piddm.metrics import (
+    EvalReport,
+    Report,
     error_rate,
     evaluate,
     frechet_distance,
@@ -228,3 +233,11 @@ def rng_scale(n: int) -> np.ndarray:
     """Per-sample solution factors ``1 + 0.2 z`` ``(n, 2, 1, 1)`` (coefficient kept)."""
     z = np.random.default_rng(0).standard_normal(n)
     return np.stack([np.ones(n), 1.0 + 0.2 * z], axis=1)[:, :, None, None]
+
+
+@pytest.mark.parametrize("report", [EvalReport, ImportReport])
+def test_reports_give_their_fields_in_order_as_json_keys(report: type[Report]) -> None:
+    names = [f.name for f in dataclasses.fields(report)]
+    instance = report(**{name: i for i, name in enumerate(names)})
+    assert issubclass(report, Report)
+    assert list(instance.as_dict().items()) == [(name, i) for i, name in enumerate(names)]

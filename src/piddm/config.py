@@ -45,6 +45,7 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
+from piddm.diffusion import schedules
 from piddm.errors import PiddmError
 from piddm.nets.unet import UNetConfig
 from piddm.pdes import get_pde
@@ -181,10 +182,10 @@ class DiffusionConfig:
     sigma_data: float = setting(0.5, check=POSITIVE)
     P_mean: float = -1.2
     P_std: float = setting(1.2, check=POSITIVE)
-    sigma_min: float = setting(0.002, check=POSITIVE)
-    sigma_max: float = setting(80.0, check=POSITIVE)
-    rho: float = setting(7.0, check=POSITIVE)
-    steps: int = setting(18, check=Check(lo=2))
+    sigma_min: float = setting(schedules.SIGMA_MIN, check=POSITIVE)
+    sigma_max: float = setting(schedules.SIGMA_MAX, check=POSITIVE)
+    rho: float = setting(schedules.RHO, check=POSITIVE)
+    steps: int = setting(schedules.STEPS, check=Check(lo=2))
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,8 @@ class DistillConfig:
     ``lambda_train``: weight of ``Rn(G(eps))`` (0: the pure-distillation ablation);
     ``pairs`` (P) teacher pairs from ``pair_steps`` (N_s) Heun steps, computed
     ``pair_batch_size`` at a time; every ``refresh_every`` (K) steps a ``refresh_fraction``
-    of them is replaced (0: never); ``pid_grid``: points of PID's Karras grid (N);
+    of them is replaced (0: never); ``pid_grid`` (N): PID trains on the ``N - 1`` noise
+    levels of ``karras_sigmas(N - 1)`` without its final 0 (docs/method.md, "PID student");
     ``pairs_cache``: where the pairs are cached (default: the run directory);
     ``residual_grad``: which output channels the gradient of ``lambda_train Rn`` reaches:
     ``all`` (docs/method.md, "PIDDM student") or ``solution``: the other channels (coefficient,
@@ -495,13 +497,9 @@ def _convert(value: Any, tp: Any, path: str, check: Check | None) -> Any:
         raise TypeError(f"unsupported config type {tp}")  # pragma: no cover (a programming error)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, path)
-    if origin is Literal:
-        if value not in args:
-            raise PiddmError(f"config {path}: expected one of {list(args)}, got {_show(value)}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise PiddmError(f"config {path}: expected true or false, got {_show(value)}")
+    if origin is Literal or tp is bool or tp is str:
+        if not (value in args if origin is Literal else isinstance(value, tp)):
+            raise PiddmError(f"config {path}: expected {_describe(tp, check)}, got {_show(value)}")
         return value
     if tp is int:
         number = _as_int(value)
@@ -519,10 +517,6 @@ def _convert(value: Any, tp: Any, path: str, check: Check | None) -> Any:
         ):
             raise PiddmError(f"config {path}: expected {_describe(tp, check)}, got {_show(value)}")
         return number
-    if tp is str:
-        if not isinstance(value, str):
-            raise PiddmError(f"config {path}: expected a string, got {_show(value)}")
-        return value
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise PiddmError(f"config {path}: expected {_describe(tp, None)}, got {_show(value)}")
@@ -575,6 +569,8 @@ def _as_float(value: Any) -> float | None:
 
 
 def _describe(tp: Any, check: Check | None) -> str:
+    if typing.get_origin(tp) is Literal:
+        return f"one of {list(typing.get_args(tp))}"
     if tp is int:
         return check.describe("integer") if check else "an integer"
     if tp is float:

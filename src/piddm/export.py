@@ -31,6 +31,7 @@ from torch import nn
 
 from piddm.atomic import atomic_output
 from piddm.checkpoint import load_model, resolve_checkpoint, save_weights
+from piddm.config import DiffusionConfig
 from piddm.metrics import evaluate, per_sample_residual
 from piddm.models import PRETRAINED_DIR
 from piddm.pdes import PDE
@@ -39,7 +40,7 @@ from piddm.sampling import TEACHER_KINDS, SampleRun, pde_of, sample_checkpoint
 CHECK_SAMPLES = 64
 CHECK_SEED = 0
 CHECK_SIGMA = 0.5
-CHECK_TEACHER_STEPS = 18
+CHECK_TEACHER_STEPS = DiffusionConfig.steps  # the teachers' own default Heun steps
 
 
 @dataclass

@@ -45,6 +45,15 @@ _BOOTSTRAP_CHUNK = 250  # resamples drawn at once (bounds the memory to 250 x N 
 Interval = list[float] | None
 
 
+class Report:
+    """Base of the report dataclasses of the commands (``piddm eval``, ``piddm data import``):
+    their fields, in order, are the ``--json`` keys."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict, in field order."""
+        return asdict(self)  # every subclass is a dataclass
+
+
 def per_sample(
     measure: Callable[[torch.Tensor], torch.Tensor], fields: np.ndarray, batch_size: int = 256
 ) -> np.ndarray:
@@ -193,7 +202,7 @@ def physics_summary(pde: PDE, fields: np.ndarray, consistency: bool = True) -> d
 
 
 @dataclass
-class EvalReport:
+class EvalReport(Report):
     """The ``piddm eval --json`` keys (docs/cli.md), in this order; the first eleven are the
     original ones. ``solver_consistency`` is the mean (kept for compatibility) and every
     consistency key is ``None`` with ``--no-consistency``; ``*_ci`` are 95 % intervals
@@ -218,9 +227,6 @@ class EvalReport:
     relative_residual_mean_ci: Interval
     relative_residual_median_ci: Interval
     residual_mean_ci: Interval
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def reference_halves(n: int, n_reference: int) -> int:

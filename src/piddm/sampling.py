@@ -24,15 +24,14 @@ from torch import nn
 from tqdm import tqdm
 
 from piddm.atomic import atomic_output, check_output_path
-from piddm.config import DistillConfig
+from piddm.config import DiffusionConfig, DistillConfig
 from piddm.data.generate import sample_seed
 from piddm.data.io import DatasetWriter, dataset_attrs, pde_from_attrs
 from piddm.diffusion import count_nfe, karras_sigmas, sample_heun
 from piddm.diffusion.one_step import one_step_generator
 from piddm.errors import PiddmError
 from piddm.pdes import PDE
-from piddm.tasks.latent import REFINE_CONFIG
-from piddm.tasks.latent import refine as refine_latents
+from piddm.tasks.latent import REFINE_CONFIG, LatentGenerator, LatentOptConfig, refine_counted
 
 #: ``fn(latents (B, C, S, S)) -> normalised fields (B, C, S, S)``, plus its NFE per sample.
 BatchSampler = Callable[[torch.Tensor], torch.Tensor]
@@ -44,7 +43,7 @@ class SampleRun:
 
     fields: np.ndarray
     seeds: np.ndarray
-    nfe: int
+    nfe: float
     seconds: float
 
     @property
@@ -81,14 +80,14 @@ def teacher_sampler(
 ) -> tuple[BatchSampler, int]:
     """Deterministic Heun sampling of the probability-flow ODE; returns ``(fn, nfe)``."""
     diffusion = metadata.get("diffusion", {})
-    steps = int(steps or diffusion.get("steps", 18))
+    steps = int(steps or diffusion.get("steps", DiffusionConfig.steps))
     if steps < 1:
         raise PiddmError(f"--steps must be >= 1, got {steps}")
     sigmas = karras_sigmas(
         steps,
-        float(diffusion.get("sigma_min", 0.002)),
-        float(diffusion.get("sigma_max", 80.0)),
-        float(diffusion.get("rho", 7.0)),
+        float(diffusion.get("sigma_min", DiffusionConfig.sigma_min)),
+        float(diffusion.get("sigma_max", DiffusionConfig.sigma_max)),
+        float(diffusion.get("rho", DiffusionConfig.rho)),
     )
 
     def run(eps: torch.Tensor) -> torch.Tensor:
@@ -124,7 +123,7 @@ def generate_samples(
             x = sampler(latents(block, shape, device))
             out[begin : begin + len(block)] = denormalise(x.detach().float()).cpu().numpy()
             bar.update(len(block))
-    return SampleRun(out, seeds, nfe, time.perf_counter() - start)
+    return SampleRun(out, seeds, measured_nfe(sampler, nfe), time.perf_counter() - start)
 
 
 def write_samples(
@@ -151,30 +150,59 @@ def residual_norm_of(metadata: dict[str, Any]) -> str:
     return str((metadata.get("distill") or {}).get("residual_norm", DistillConfig.residual_norm))
 
 
-def refinement_nfe(steps: int) -> int:
-    """Network evaluations of one refined sample: ``steps`` forward + ``steps`` backward + 1."""
-    return 2 * steps + 1
+class StudentSampler:
+    """A student's sampler: ``G(eps)``, or ``G(refine(eps))`` with ``refine > 0`` latent
+    refinement steps (PIDDM-ref; docs/method.md, "Refinement").
+
+    ``nfe``: network passes per sample, measured over the calls so far (1 without refinement;
+    with it the descent's forward and backward passes, its final evaluation of the objective
+    and the output's: L-BFGS's line search makes that count vary). Before the first call it
+    is the least the settings cost: ``2 steps + 2`` with Adam, ``4 steps + 2`` with L-BFGS.
+    """
+
+    def __init__(self, generator: LatentGenerator, pde: PDE, config: LatentOptConfig) -> None:
+        self.generator, self.pde, self.config = generator, pde, config
+        self.passes, self.samples = 0.0, 0
+
+    def __call__(self, eps: torch.Tensor) -> torch.Tensor:
+        if self.config.steps:
+            eps, passes = refine_counted(self.generator, self.pde, eps, self.config)
+            self.passes += passes * eps.shape[0]
+        self.samples += eps.shape[0]
+        with torch.no_grad():
+            return self.generator(eps)
+
+    @property
+    def nfe(self) -> float:
+        if self.samples == 0:
+            if self.config.steps == 0:
+                return 1.0
+            per_step = 4 if self.config.optimizer == "lbfgs" else 2
+            return 2.0 + per_step * self.config.steps
+        return 1.0 + self.passes / self.samples
+
+
+def measured_nfe(sampler: BatchSampler, nfe: float) -> float:
+    """A sampler's own measured cost per sample if it keeps one (:class:`StudentSampler`),
+    else ``nfe`` (a fixed count); an ``int`` when it is a whole number (reports print 1, not
+    1.0)."""
+    value = float(sampler.nfe if isinstance(sampler, StudentSampler) else nfe)
+    return int(value) if value.is_integer() else value
 
 
 def student_sampler(
     model: nn.Module, metadata: dict[str, Any], pde: PDE, steps: int | None = None, refine: int = 0
-) -> tuple[BatchSampler, int]:
-    """``(fn(eps) -> x, nfe)`` of a student: ``G(eps)``, or ``G(refine(eps))`` if ``refine > 0``
-    (PIDDM-ref, ``refine`` latent gradient steps on the residual; docs/method.md,
-    "Refinement")."""
+) -> tuple[BatchSampler, float]:
+    """``(sampler, nfe)`` of a student: a :class:`StudentSampler` (``refine`` latent steps on
+    the residual the student was trained with) and its cost before any call (read
+    :func:`measured_nfe` after sampling)."""
     if steps not in (None, 1):
         raise PiddmError("--steps applies to diffusion teachers; students sample in one step")
     generator = one_step_generator(model, metadata)
     # PIDDM-ref descends the physics term the student was trained with.
     config = replace(REFINE_CONFIG, steps=refine, residual_norm=residual_norm_of(metadata))
-
-    def run(eps: torch.Tensor) -> torch.Tensor:
-        if refine:
-            eps = refine_latents(generator, pde, eps, config)
-        with torch.no_grad():
-            return generator(eps)
-
-    return run, refinement_nfe(refine)
+    sampler = StudentSampler(generator, pde, config)
+    return sampler, sampler.nfe
 
 
 #: Samplers of student kinds:

@@ -36,11 +36,17 @@ def start(batch: int, channels: int, sigma_max: float, dtype=torch.float32) -> t
 
 
 def task_mask(pde: PDE, task: str, batch: int, seed: int = 0) -> torch.Tensor | None:
-    """Sparse (~10 %) observations: coefficient channel (forward) or solution (inverse)."""
+    """Sparse (~10 %) observations: coefficient channel (forward), solution (inverse) or
+    both (reconstruct)."""
     if task == "generate":
         return None
     gen = torch.Generator().manual_seed(seed)
     mask = torch.zeros(batch, pde.num_channels, S, S, dtype=torch.bool)
-    channel = pde.coefficient_channel if task == "forward" else pde.solution_channel
-    mask[:, channel] = torch.rand(batch, S, S, generator=gen) < 0.1
+    channels = {
+        "forward": [pde.coefficient_channel],
+        "inverse": [pde.solution_channel],
+        "reconstruct": [pde.coefficient_channel, pde.solution_channel],
+    }[task]
+    for channel in channels:
+        mask[:, channel] = torch.rand(batch, S, S, generator=gen) < 0.1
     return mask

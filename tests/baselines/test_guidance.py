@@ -181,7 +181,12 @@ def test_registry_tables() -> None:
         assert entry.name == name and entry.supports == SUPPORTS[name]
         assert set(entry.supports) == set(TASKS)
         assert isinstance(entry.defaults(get_pde("poisson", S)), entry.settings_type)
-    assert SUPPORTS["cocogen"] == {"generate": True, "forward": False, "inverse": False}
+    assert SUPPORTS["cocogen"] == {
+        "generate": True,
+        "forward": False,
+        "inverse": False,
+        "reconstruct": False,
+    }
     with pytest.raises(ValueError, match="task"):
         BASELINES["eci"].supports_task("denoise")
 

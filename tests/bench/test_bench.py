@@ -12,7 +12,15 @@ import torch
 import yaml
 
 from conftest import make_dataset, tiny_config_dict
-from piddm.bench import METHODS, ROW_KEYS, bench_config_from_dict, run_bench
+from piddm.bench import (
+    METHODS,
+    ROW_KEYS,
+    bench_config_from_dict,
+    bench_masks,
+    run_bench,
+    task_mask_seed,
+)
+from piddm.bench.figures import task_metric, time_vs_error_figure
 from piddm.bench.report import COLUMNS, markdown_table
 from piddm.bench.runner import row_label
 from piddm.cli import main
@@ -22,10 +30,18 @@ from piddm.metrics import per_sample_relative_residual, relative_l2, solver_cons
 from piddm.models import load_any
 from piddm.pdes import get_pde
 from piddm.sampling import latents, make_sampler
+from piddm.tasks import make_mask
+from piddm.tasks.gaussian_posterior import gaussian_posterior
 
-TASKS = ("generate", "forward", "inverse")
+TASKS = ("generate", "forward", "inverse", "reconstruct")
 GEN_N, TASK_N, ENSEMBLE, OPT_STEPS, STEPS, REFINE = 4, 2, 2, 2, 4, 2
 CANDIDATES = 3  # prior draws screened per task instance
+#: Rows with other settings: DiffusionPDE with more steps on one instance, a cheaper PIDDM.
+VARIANTS = {
+    "diffusionpde": {"6 steps": {"num_steps": STEPS + 2, "n": 1}},
+    "piddm-1": {"cheap": {"steps": 1, "ensemble": 1, "candidates": 0}},
+}
+VARIANT_ROWS = {("diffusionpde", "6 steps"), ("piddm-1", "cheap")}
 
 
 @pytest.fixture(autouse=True)
@@ -78,6 +94,10 @@ def bench_dict(root: Path, **sections: object) -> dict:
             "eci": {"num_steps": STEPS},
             "dflow": {"num_steps": 2, "iterations": 1, "optimizer": "adam"},
         },
+        "classical": {
+            "map": {"steps": 3, "starts": 1, "candidates": 2},
+            "bayes-floor": {"samples": 2},
+        },
         "device": "cpu",
         "out_dir": str(root / "out"),
     }
@@ -89,7 +109,7 @@ def bench_dict(root: Path, **sections: object) -> dict:
 def bench(tmp_path_factory: pytest.TempPathFactory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("bench")
-    cfg = bench_config_from_dict(bench_dict(root))
+    cfg = bench_config_from_dict(bench_dict(root, variants=VARIANTS))
     return root, cfg, run_bench(cfg, progress=False)
 
 
@@ -111,28 +131,55 @@ def test_a_row_per_method_and_task_with_every_key(bench) -> None:
     keys = {(r["method"], r["task"], r["variant"]) for r in result.rows}
     expected = {(m, t, None) for m in METHODS for t in TASKS}
     expected |= {("piddm-1", t, "lambda0") for t in TASKS}
+    expected |= {(m, t, v) for m, v in VARIANT_ROWS for t in TASKS if t != "generate"}
     assert keys == expected and len(result.rows) == len(expected)
     for row in result.rows:
         assert tuple(row) == ROW_KEYS
     assert result.notes == []
 
 
+#: (method, task) pairs without rows of results on tiny Darcy: no observation terms, tasks
+#: only, no Darcy posterior sampler given values of u.
+UNSUPPORTED = {
+    *((m, t) for m in ("teacher", "pidm", "cocogen", "piddm-ref") for t in TASKS[1:]),
+    ("map", "generate"),
+    ("bayes-floor", "generate"),
+    ("bayes-floor", "inverse"),
+    ("bayes-floor", "reconstruct"),
+}
+
+
 def test_unsupported_pairs_say_so(bench) -> None:
     _, _, result = bench
     rows = {(r["method"], r["task"], r["variant"]): r for r in result.rows}
-    for method in ("teacher", "pidm", "cocogen", "piddm-ref"):
-        for task in ("forward", "inverse"):
-            row = rows[method, task, None]
-            assert row["supported"] is False and row["note"]
-            assert row["nfe"] is None and row["rel_l2_solution"] is None
-    for (method, task, _), row in rows.items():
+    for method, task in UNSUPPORTED:
+        row = rows[method, task, None]
+        assert row["supported"] is False and row["note"], (method, task)
+        assert row["nfe"] is None and row["rel_l2_solution"] is None
+    for (method, task, variant), row in rows.items():
+        assert row["supported"] is ((method, task) not in UNSUPPORTED), (method, task)
         if row["supported"]:
-            n_task = 1 if method == "dflow" else TASK_N  # tasks.n_per_method
+            n_task = 1 if method == "dflow" or variant == "6 steps" else TASK_N
             assert row["n"] == (GEN_N if task == "generate" else n_task)
-            assert row["seconds_per_sample"] > 0 and row["nfe"] >= 1
+            assert row["seconds_per_sample"] > 0
+            assert row["nfe"] == 0 if method in ("map", "bayes-floor") else row["nfe"] >= 1
             key = "mmse" if task == "generate" else "rel_l2_solution"
             assert row[key] is not None and np.isfinite(row[key]), (method, task)
             assert row["error_rate"] is not None or task == "generate"
+
+
+def test_reconstruct_rows_observe_both_channels(bench) -> None:
+    _, _, result = bench
+    truth, mask = result.instances["reconstruct"]
+    assert mask.shape == truth.shape == (TASK_N, 2, 16, 16)
+    assert mask.sum(axis=(2, 3)).tolist() == [[8, 8]] * TASK_N  # 3 % of each channel
+    supported = {r["method"] for r in result.rows if r["task"] == "reconstruct" and r["supported"]}
+    assert supported == {"diffusionpde", "eci", "dflow", "pid", "piddm-1", "map"}
+    for row in result.rows:
+        if row["task"] == "reconstruct" and row["supported"] and row["n"] > 1:
+            for key in ("rel_l2_coefficient", "rel_l2_solution", "error_rate"):
+                ci = row[f"{key}_ci"]
+                assert ci is not None and ci[0] <= row[key] <= ci[1], (row_label(row), key)
 
 
 def test_nfe_is_measured_per_method(bench) -> None:
@@ -143,13 +190,19 @@ def test_nfe_is_measured_per_method(bench) -> None:
     assert rows["diffusionpde", "forward", None]["nfe"] == heun
     assert rows["eci", "inverse", None]["nfe"] == STEPS
     assert rows["piddm-1", "generate", None]["nfe"] == 1
-    assert rows["piddm-ref", "generate", None]["nfe"] == 2 * REFINE + 1
+    # PIDDM-ref's L-BFGS: per step at least a gradient and a line-search trial (forward and
+    # backward each), then the final objective and the output (measured, not assumed).
+    assert rows["piddm-ref", "generate", None]["nfe"] >= 4 * REFINE + 2
     # Latent optimisation: the screened candidates (forward only: the inverse task overrides
     # them), then every ensemble member's forward and backward passes.
     latent = ENSEMBLE * (OPT_STEPS + 1) + ENSEMBLE * OPT_STEPS
     assert rows["piddm-1", "forward", "lambda0"]["nfe"] == CANDIDATES + latent
     assert rows["pid", "forward", None]["nfe"] == CANDIDATES + latent
     assert rows["pid", "inverse", None]["nfe"] == latent
+    # Variants run with their own settings: more guided steps, one latent and one step.
+    for task in TASKS[1:]:
+        assert rows["diffusionpde", task, "6 steps"]["nfe"] == 2 * (STEPS + 2) - 1
+        assert rows["piddm-1", task, "cheap"]["nfe"] == 1 * (1 + 1) + 1 * 1
 
 
 def test_rows_have_scale_free_measures_and_intervals(bench) -> None:
@@ -192,6 +245,11 @@ def test_methods_share_instances_masks_and_latents(bench) -> None:
     pde = get_pde("darcy", 16)
     for task, channel in (("forward", pde.coefficient_channel), ("inverse", pde.solution_channel)):
         truth, mask = result.instances[task]
+        # The masks of the tasks' fixed order (forward 0, inverse 1), whatever tasks.run lists.
+        k = ("forward", "inverse").index(task)
+        old = make_mask(pde, task, 0.03, torch.Generator().manual_seed(sample_seed(0, k)), TASK_N)
+        assert np.array_equal(mask, old.numpy())
+        assert np.array_equal(mask, bench_masks(pde, task, TASK_N).numpy())
         assert mask.shape == truth.shape == (TASK_N, 2, 16, 16)
         assert mask[:, channel].sum(axis=(1, 2)).tolist() == [8] * TASK_N  # 3 % of 256
         assert not mask[:, 1 - channel].any()
@@ -199,6 +257,7 @@ def test_methods_share_instances_masks_and_latents(bench) -> None:
         eci, piddm = result.outputs[task, "eci"], result.outputs[task, "piddm-1"]
         assert np.array_equal(eci[mask], truth[mask]) and np.array_equal(piddm[mask], truth[mask])
         assert not np.array_equal(eci, piddm)
+        assert np.array_equal(result.outputs[task, "map"][mask], truth[mask])
     # Generation starts from latents(sample_seed(seed, i)), whatever the batch size.
     model, meta = load_any(Path(cfg.build.cache_dir) / "teacher")
     sampler, _ = make_sampler(model, meta, pde, steps=STEPS)
@@ -214,19 +273,46 @@ def test_json_and_figures_are_written(bench) -> None:
     assert payload["rows"] == json.loads(json.dumps(result.rows))
     assert payload["pde"]["name"] == "darcy" and payload["config"]["generate"]["n"] == GEN_N
     names = sorted(Path(p).name for p in payload["figures"])
-    assert names == ["forward-instance-0.png", "generate-residuals.png", "inverse-instance-0.png"]
+    expected = [f"{t}-{kind}.png" for t in TASKS[1:] for kind in ("instance-0", "time-vs-error")]
+    assert names == sorted([*expected, "generate-residuals.png"])
     for path in payload["figures"]:
         assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert plt_image(path).ndim == 3  # a real image, not only a PNG header
     labels = {row_label(r) for r in result.rows if r["task"] == "generate"}
     assert "piddm-1 (lambda0)" in labels
+    labels = {row_label(r) for r in result.rows if r["task"] == "inverse"}
+    assert {"diffusionpde (6 steps)", "piddm-1 (cheap)"} <= labels
+
+
+def plt_image(path: str | Path) -> np.ndarray:
+    from matplotlib.image import imread
+
+    return imread(path)
+
+
+def test_time_vs_error_figure_is_legible(bench) -> None:
+    """One point per measured row with its interval, legend labels by row; no overlaps."""
+    from test_figures import legibility_problems
+
+    _, _, result = bench
+    pde = get_pde("darcy", 16)
+    rows = [r for r in result.rows if r["task"] == "forward" and r["supported"]]
+    fig = time_vs_error_figure(pde, "forward", rows)
+    assert legibility_problems(fig) == []
+    legend = {t.get_text() for t in fig.legends[0].get_texts()}
+    points = {f"{row_label(r)} (n={r['n']})" for r in rows if r["method"] != "bayes-floor"}
+    assert legend == points | {"Bayes floor"}
+    assert task_metric(pde, "inverse") == ("error_rate", "error rate of a")
+    assert task_metric(get_pde("poisson", 16), "inverse")[0] == "rel_l2_coefficient"
 
 
 def test_markdown_table_has_a_line_per_row(bench) -> None:
     _, _, result = bench
     lines = markdown_table(result.rows).splitlines()
-    assert lines[0].startswith("| method | task | NFE | s/sample |") and len(lines) == 2 + 30
+    assert lines[0].startswith("| method | task | NFE | s/sample |")
+    assert len(lines) == 2 + len(result.rows)
     assert all(line.count("|") == len(COLUMNS) + 1 for line in lines)
-    assert sum("unsupported" in line for line in lines) == 8
+    assert sum("unsupported" in line for line in lines) == len(UNSUPPORTED)
     assert any(line.startswith("| piddm-1 (lambda0) | inverse | ") for line in lines)
     assert "| solver consistency median / mean | rel. residual median / mean |" in lines[0]
     teacher = next(line for line in lines if line.startswith("| teacher | generate |"))
@@ -258,7 +344,7 @@ def test_cli_prints_one_json_object(bench, capsys) -> None:
     ]
     assert all(r["solver_consistency"] is None for r in payload["rows"])
     assert json.loads((out_dir / "bench.json").read_text())["rows"] == payload["rows"]
-    assert len(payload["figures"]) == 2  # residual maps + the inverse instance
+    assert len(payload["figures"]) == 3  # residual maps, the inverse instance, time vs error
 
 
 def test_missing_models_skip_their_rows_with_a_warning(bench, capsys) -> None:
@@ -284,6 +370,57 @@ def test_missing_models_skip_their_rows_with_a_warning(bench, capsys) -> None:
     assert any("pid" in note for note in payload["notes"])
 
 
+def test_classical_rows_need_no_model(tmp_path: Path) -> None:
+    """MAP and the Bayes floor on Poisson (linear-Gaussian): the floor is the exact posterior
+    mean, so its row is the Gaussian posterior's error; MAP equals it (a Gaussian's mode is
+    its mean). Both are timed, with NFE 0, and have no generation rows."""
+    raw = {
+        "pde": {"name": "poisson", "resolution": 16},
+        "reference": {"path": str(tmp_path / "ref.h5"), "n": 8, "seed": 1},
+        "tasks": {"n": 4, "n_per_method": {"map": 3}},
+        "methods": ["map", "bayes-floor"],
+        "variants": {"map": {"two": {"steps": 5, "n": 2}}},  # exact here: settings do not enter
+        "device": "cpu",
+        "out_dir": str(tmp_path / "out"),
+    }
+    result = run_bench(bench_config_from_dict(raw), progress=False)
+    pde = get_pde("poisson", 16)
+    rows = {(r["method"], r["task"]): r for r in result.rows if r["variant"] is None}
+    assert len(rows) == 8 and len(result.rows) == 8 + 3 and result.notes == []
+    for method in ("map", "bayes-floor"):
+        assert not rows[method, "generate"]["supported"] and rows[method, "generate"]["note"]
+    for task in TASKS[1:]:
+        truth, mask = result.instances[task]
+        posterior = gaussian_posterior(pde, np.where(mask, truth, 0.0), mask)[0]
+        errors = relative_l2(posterior, truth)
+        floor, map_row = rows["bayes-floor", task], rows["map", task]
+        assert floor["n"] == 4 and map_row["n"] == 3 and floor["nfe"] == map_row["nfe"] == 0
+        assert floor["model"] is None and floor["seconds_per_sample"] > 0
+        assert floor["rel_l2_solution"] == pytest.approx(errors[:, 1].mean())
+        assert floor["rel_l2_coefficient"] == pytest.approx(errors[:, 0].mean())
+        assert map_row["rel_l2_solution"] == pytest.approx(errors[:3, 1].mean())
+        variant = next(r for r in result.rows if r["task"] == task and r["variant"] == "two")
+        assert variant["n"] == 2 and row_label(variant) == "map (two)"
+        assert variant["rel_l2_solution"] == pytest.approx(errors[:2, 1].mean())
+        assert floor["rel_l2_solution_ci"][0] < floor["rel_l2_solution"]
+    names = sorted(Path(p).name for p in result.figures)
+    assert [n for n in names if "time-vs-error" in n] == [
+        f"{t}-time-vs-error.png" for t in sorted(TASKS[1:])
+    ]
+
+
+def test_masks_depend_on_the_task_not_on_tasks_run() -> None:
+    """Each task's masks are seeded by its place in (forward, inverse, reconstruct): running
+    reconstruct too, or inverse alone, leaves them as the bench always drew them."""
+    pde = get_pde("darcy", 16)
+    for k, task in enumerate(("forward", "inverse", "reconstruct")):
+        assert task_mask_seed(task, 3) == sample_seed(3, k)
+        masks = bench_masks(pde, task, 5, 0.1, seed=3)
+        old = make_mask(pde, task, 0.1, torch.Generator().manual_seed(sample_seed(3, k)), 5)
+        assert np.array_equal(masks.numpy(), old.numpy())
+        assert np.array_equal(bench_masks(pde, task, 2, 0.1, seed=3), masks[:2])  # a prefix
+
+
 # --------------------------------------------------------------------------- bad input
 def assert_user_error(code: int, err: str, fragment: str) -> None:
     assert code == 2, err
@@ -301,7 +438,26 @@ def assert_user_error(code: int, err: str, fragment: str) -> None:
         ({"generate": {"nn": 3}}, "darcy", "generate.nn: unknown key"),
         ({"baselines": {"eci": {"num_step": 3}}}, "darcy", "did you mean 'num_steps'"),
         ({"baselines": {"foo": {}}}, "darcy", "config baselines: unknown name 'foo'"),
-        ({"tasks": {"run": ["reconstruct"]}}, "darcy", "config tasks.run"),
+        ({"tasks": {"run": ["denoise"]}}, "darcy", "config tasks.run"),
+        ({"variants": {"teacher": {"x": {}}}}, "darcy", "config variants: unknown name 'teacher'"),
+        (
+            {"variants": {"diffusionpde": {"2000 steps": {"num_step": 9}}}},
+            "darcy",
+            "variants.diffusionpde.2000 steps.num_step: unknown setting (did you mean 'num_steps'",
+        ),
+        ({"variants": {"piddm-1": {"a": {"steps": -1}}}}, "darcy", "variants.piddm-1.a.steps"),
+        ({"variants": {"piddm-1": {"a": {"n": 5}}}}, "darcy", "variants.piddm-1.a.n: expected 1"),
+        ({"variants": {"piddm-1": {"lambda0": {}}}}, "darcy", "labels the ablation"),
+        ({"variants": {"eci": []}}, "darcy", "config variants.eci: expected a mapping of row"),
+        (
+            {"variants": {"map": {"a": {"starts": 8, "candidates": 4}}}},
+            "darcy",
+            "config variants.map.a: MAP setting candidates",
+        ),
+        ({"classical": {"map": {"stps": 3}}}, "darcy", "did you mean 'steps'"),
+        ({"classical": {"map": {"steps": 0}}}, "darcy", "config classical.map: MAP setting steps"),
+        ({"classical": {"bayes-floor": {"samples": 0}}}, "darcy", "classical.bayes-floor.samples"),
+        ({"classical": {"mpa": {}}}, "darcy", "config classical: unknown name 'mpa'"),
         ({"tasks": {"n": 9}}, "darcy", "tasks.n: 9 instances but reference.n is 8"),
         ({"tasks": {"n": 2, "candidates": -1}}, "darcy", "tasks.candidates"),
         ({"tasks": {"n": 2, "forward": {"candidates": -1}}}, "darcy", "tasks.forward.candidates"),

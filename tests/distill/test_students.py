@@ -20,7 +20,7 @@ from helpers import tiny_unet
 from piddm.checkpoint import load_model, read_checkpoint
 from piddm.cli import main
 from piddm.config import config_from_dict
-from piddm.distill import one_step_generator, student_sampler
+from piddm.distill import measured_nfe, one_step_generator, student_sampler
 from piddm.distill.objectives import batch_std, residual_term
 from piddm.distill.pairs import PairSettings, teacher_endpoints
 from piddm.distill.run import distill
@@ -302,7 +302,8 @@ def test_refinement_lowers_the_residual_of_a_fixed_batch(teacher: Path) -> None:
     refined, nfe_refined = student_sampler(model, meta, pde, refine=15)
     before = pde.mean_squared_residual(pde.normalisation.denormalise(plain(eps).double()))
     after = pde.mean_squared_residual(pde.normalisation.denormalise(refined(eps).double()))
-    assert (after < before).all() and nfe_plain == 1 and nfe_refined == 31
+    assert (after < before).all() and nfe_plain == 1 and nfe_refined == 4 * 15 + 2
+    assert measured_nfe(refined, nfe_refined) >= nfe_refined  # L-BFGS: at least its minimum
 
 
 def solve_argv(task: str, model: Path, data: Path, *options: str) -> list[str]:

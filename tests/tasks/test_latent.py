@@ -23,7 +23,7 @@ from piddm.distill import one_step_generator
 from piddm.errors import PiddmError
 from piddm.models import load_pretrained
 from piddm.pdes import PDE, get_pde
-from piddm.sampling import make_sampler, pde_of, residual_norm_of
+from piddm.sampling import StudentSampler, make_sampler, measured_nfe, pde_of, residual_norm_of
 from piddm.tasks import (
     LatentOptConfig,
     make_mask,
@@ -32,7 +32,7 @@ from piddm.tasks import (
     refine,
     solve_task,
 )
-from piddm.tasks.latent import REFINE_CONFIG
+from piddm.tasks.latent import REFINE_CONFIG, refine_counted
 
 S = 16
 
@@ -332,6 +332,26 @@ def test_refinement_has_one_set_of_defaults() -> None:
     eps = torch.randn(2, 2, S, S, generator=gen(1))
     darcy = get_pde("darcy", S)
     assert torch.equal(refine(g, darcy, eps), refine(g, darcy, eps, REFINE_CONFIG))
+
+
+def test_refinement_cost_is_measured() -> None:
+    """The sampler's NFE is what the refinement spent: Adam exactly ``2K + 2`` passes per
+    sample (K forward and backward, the final objective, the output), L-BFGS at least
+    ``4K + 2`` (a gradient and a line-search trial per step)."""
+    pde = get_pde("darcy", S)
+    g = one_step(tiny_student(2))
+    eps = torch.randn(3, 2, S, S, generator=gen(1))
+    adam = StudentSampler(g, pde, LatentOptConfig(steps=4))
+    assert adam.nfe == 10.0  # before a call: the least the settings cost
+    adam(eps)
+    assert adam.nfe == 10.0
+    lbfgs = StudentSampler(g, pde, LatentOptConfig(steps=4, lr=1.0, optimizer="lbfgs"))
+    lbfgs(eps)
+    _, passes = refine_counted(g, pde, eps, LatentOptConfig(steps=4, lr=1.0, optimizer="lbfgs"))
+    assert lbfgs.nfe == 1.0 + passes >= 18.0
+    one = StudentSampler(g, pde, LatentOptConfig(steps=0))
+    one(eps)
+    assert one.nfe == measured_nfe(one, 99) == 1.0
 
 
 def test_preconditioned_refinement_lowers_the_solution_error() -> None:

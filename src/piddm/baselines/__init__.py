@@ -63,8 +63,10 @@ from piddm.baselines.guidance import (
 )
 from piddm.baselines.utils import CountingDenoiser, GridSettings, counting, residual_stiffness
 
-#: Tasks of the benchmark (docs/method.md, "Benchmark"): ``generate``, ``forward``, ``inverse``.
-TASKS: tuple[str, ...] = ("generate", "forward", "inverse")
+#: Tasks of the benchmark (docs/method.md, "Benchmark"): ``generate``, ``forward``,
+#: ``inverse``, ``reconstruct`` (the observation terms act on whichever channels the mask
+#: covers, so a method with them handles all three tasks).
+TASKS: tuple[str, ...] = ("generate", "forward", "inverse", "reconstruct")
 
 
 @dataclass(frozen=True)
@@ -95,10 +97,10 @@ class Baseline:
 #: boundary (for Burgers it is plain Euler sampling); D-Flow generates by minimising the
 #: residual (``lambda_pde > 0``).
 SUPPORTS: dict[str, dict[str, bool]] = {
-    "diffusionpde": {"generate": True, "forward": True, "inverse": True},
-    "cocogen": {"generate": True, "forward": False, "inverse": False},
-    "eci": {"generate": True, "forward": True, "inverse": True},
-    "dflow": {"generate": True, "forward": True, "inverse": True},
+    "diffusionpde": {"generate": True, "forward": True, "inverse": True, "reconstruct": True},
+    "cocogen": {"generate": True, "forward": False, "inverse": False, "reconstruct": False},
+    "eci": {"generate": True, "forward": True, "inverse": True, "reconstruct": True},
+    "dflow": {"generate": True, "forward": True, "inverse": True, "reconstruct": True},
 }
 
 BASELINES: dict[str, Baseline] = {

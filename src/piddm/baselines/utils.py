@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from piddm.diffusion.samplers import Callback, noise_grid
-from piddm.diffusion.schedules import karras_sigmas
+from piddm.diffusion.schedules import RHO, SIGMA_MAX, SIGMA_MIN, STEPS, karras_sigmas
 from piddm.diffusion.utils import Denoiser
 from piddm.errors import PiddmError
 from piddm.pdes import PDE
@@ -100,10 +100,10 @@ class GridSettings:
     settings describe, and the NFE formulas assume it.
     """
 
-    num_steps: int = 18
-    sigma_min: float = 0.002
-    sigma_max: float = 80.0
-    rho: float = 7.0
+    num_steps: int = STEPS
+    sigma_min: float = SIGMA_MIN
+    sigma_max: float = SIGMA_MAX
+    rho: float = RHO
 
     def __post_init__(self) -> None:
         if int(self.num_steps) != self.num_steps or self.num_steps < 1:

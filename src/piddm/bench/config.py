@@ -9,11 +9,15 @@ A bench config is a YAML mapping::
     build:     {cache_dir: ..., teacher_config: configs/smoke.yaml, ...}  # optional (smoke)
     generate:  {n: 512, seed: 0, batch_size: 64, teacher_steps: 18, refine_steps: 10,
                 n_per_method: {diffusionpde: 64}, consistency: true}
-    tasks:     {run: [forward, inverse], n: 100, n_per_method: {diffusionpde: 20},
+    tasks:     {run: [forward, inverse, reconstruct], n: 100, n_per_method: {diffusionpde: 20},
                 ablation: true, obs_fraction: 0.03, masks: random, seed: 0, batch_size: 16,
                 steps: 50, forward: {candidates: 0}}   # unset latent settings: the solver's
     baselines: {diffusionpde: {num_steps: 200}, dflow: {iterations: 10}}
-    methods:   [teacher, pidm, diffusionpde, cocogen, eci, dflow, pid, piddm-1, piddm-ref]
+    classical: {map: {steps: 200}, bayes-floor: {samples: 100}}
+    variants:  {diffusionpde: {"2000 steps": {num_steps: 2000, n: 5}},
+                piddm-1: {"2 x 10 steps": {steps: 10, ensemble: 2, candidates: 16}}}
+    methods:   [teacher, pidm, diffusionpde, cocogen, eci, dflow, pid, piddm-1, piddm-ref,
+                map, bayes-floor]
     device:    auto
     out_dir:   runs/bench-darcy-32
 
@@ -21,7 +25,12 @@ Only ``pde.name`` and ``reference.path`` are required; the latent-optimisation s
 ``tasks`` default to :class:`piddm.tasks.LatentOptConfig`'s (``piddm solve``'s). If
 ``reference.path`` does not exist and ``reference.n`` is set, the solver generates it with
 ``reference.seed`` (which must differ from the training data's seed). ``baselines`` maps a
-method to overrides of ``BASELINES[method].defaults(pde, **overrides)``;
+method to overrides of ``BASELINES[method].defaults(pde, **overrides)``; ``classical`` the
+classical rows to overrides of their settings (``map``: :class:`piddm.tasks.classical.MapConfig`
+fields, ``bayes-floor``: ``samples`` of :func:`~piddm.tasks.classical.floor_estimate`);
+``variants`` a method to labelled rows with other settings (:data:`VARIANT_METHODS`: a
+baseline's mapping overrides ``baselines.<method>``, a student's the task's latent settings,
+``map``'s ``classical.map``; ``n`` the variant's instances, else the method's);
 ``build.teacher_set`` / ``build.student_set`` are dotted overrides of the run configs of
 built models. Any mistake raises :class:`PiddmError` with a one-line message naming the key
 path.
@@ -46,15 +55,18 @@ from piddm.config import (
     DistillConfig,
     PDEConfig,
     _build,
-    _plain,
     _show,
+    config_to_dict,
     read_yaml,
+    replace_settings,
     setting,
 )
 from piddm.errors import PiddmError
 from piddm.pdes import get_pde
 from piddm.pdes.base import ResidualNorm
+from piddm.tasks.classical import MapConfig
 from piddm.tasks.latent import REFINE_CONFIG, LatentOptConfig
+from piddm.tasks.masks import TASKS
 
 #: Every method of the benchmark, in table order (docs/method.md, "Benchmark").
 METHODS: tuple[str, ...] = (
@@ -67,9 +79,16 @@ METHODS: tuple[str, ...] = (
     "pid",
     "piddm-1",
     "piddm-ref",
+    "map",
+    "bayes-floor",
 )
-#: Downstream tasks the bench can run besides generation.
-TASK_NAMES: tuple[str, ...] = ("forward", "inverse")
+#: Downstream tasks the bench can run besides generation (their order seeds the masks:
+#: :func:`piddm.bench.masks.task_mask_seed`).
+TASK_NAMES: tuple[str, ...] = TASKS
+#: Methods without a network: PDE-constrained MAP and the Bayes floor (tasks only).
+CLASSICAL_METHODS: tuple[str, ...] = ("map", "bayes-floor")
+#: The one-step students, whose task rows run latent optimisation.
+STUDENT_METHODS: tuple[str, ...] = ("pid", "piddm-1")
 #: The models a bench reads (``models`` keys).
 MODEL_NAMES: tuple[str, ...] = ("teacher", "pidm", "piddm", "piddm_lambda0", "pid")
 
@@ -172,7 +191,8 @@ class TasksConfig:
     ``residual_norm``: the latent
     optimisation of the one-step students (:class:`piddm.tasks.LatentOptConfig`, whose
     defaults they keep unless set);
-    ``forward`` / ``inverse``: :class:`LatentOverrides` of those settings for one task.
+    ``forward`` / ``inverse`` / ``reconstruct``: :class:`LatentOverrides` of those settings
+    for one task.
     """
 
     run: tuple[str, ...] = TASK_NAMES
@@ -194,6 +214,7 @@ class TasksConfig:
     figure_instance: int = setting(0, check=NON_NEGATIVE)
     forward: LatentOverrides | None = None
     inverse: LatentOverrides | None = None
+    reconstruct: LatentOverrides | None = None
 
     def latent_settings(self, task: str) -> dict[str, Any]:
         """The ``LatentOptConfig`` keywords of ``task``: these settings, then its overrides."""
@@ -202,6 +223,35 @@ class TasksConfig:
         if overrides is not None:
             base.update({k: v for k, v in dataclasses.asdict(overrides).items() if v is not None})
         return base
+
+
+@dataclass(frozen=True)
+class FloorSettings:
+    """Settings of the ``bayes-floor`` rows (``samples`` ``None``: the default of
+    :func:`~piddm.tasks.classical.floor_estimate`)."""
+
+    samples: int | None = setting(None, check=POSITIVE)
+
+
+#: The settings of each classical method: ``classical.<method>`` keys are its fields.
+CLASSICAL_SETTINGS: dict[str, type] = {"map": MapConfig, "bayes-floor": FloorSettings}
+#: Methods that take ``variants``: the baselines with observation terms, the students, MAP.
+VARIANT_METHODS: tuple[str, ...] = (
+    *(m for m, entry in BASELINES.items() if any(entry.supports.get(t) for t in TASK_NAMES)),
+    *STUDENT_METHODS,
+    "map",
+)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Labelled task rows of ``method`` with other ``settings`` (config ``variants``) on its
+    first ``n`` instances (``None``: the method's own ``n``)."""
+
+    method: str
+    label: str
+    settings: dict[str, Any]
+    n: int | None
 
 
 @dataclass(frozen=True)
@@ -215,6 +265,8 @@ class BenchConfig:
     generate: GenerateConfig = setting(factory=GenerateConfig)
     tasks: TasksConfig = setting(factory=TasksConfig)
     baselines: dict[str, Any] = raw_mapping()
+    classical: dict[str, Any] = raw_mapping()
+    variants: dict[str, Any] = raw_mapping()
     methods: tuple[str, ...] = METHODS
     device: Literal["auto", "cpu", "cuda"] = "auto"
     out_dir: str = "runs/bench"
@@ -239,18 +291,16 @@ def load_bench_config(
 
 def bench_config_from_dict(data: Mapping[str, Any]) -> BenchConfig:
     """Build and validate a :class:`BenchConfig` from plain data."""
-    cfg = _build(BenchConfig, data, "")
-    validate_bench_config(cfg)
-    return cfg
+    return validate_bench_config(_build(BenchConfig, data, ""))
 
 
-def bench_config_to_dict(cfg: BenchConfig) -> dict[str, Any]:
-    """Plain JSON-ready data of a bench config."""
-    return _plain(cfg)
+#: Plain JSON-ready data of a bench config (the package's converter).
+bench_config_to_dict = config_to_dict
 
 
-def validate_bench_config(cfg: BenchConfig) -> None:
-    """Cross-field checks: PDE, method and task names, per-method sizes, baseline settings."""
+def validate_bench_config(cfg: BenchConfig) -> BenchConfig:
+    """Cross-field checks: PDE, method and task names, per-method sizes, the settings of the
+    baselines, classical methods and variants. Returns ``cfg``."""
     try:
         get_pde(cfg.pde.name, cfg.pde.resolution, **cfg.pde.params)
     except PiddmError as exc:
@@ -270,43 +320,131 @@ def validate_bench_config(cfg: BenchConfig) -> None:
             raise PiddmError(f"config generate.n_per_method.{method}: expected >= 2, got {n}")
     _check_names("tasks.n_per_method", tuple(cfg.tasks.n_per_method), METHODS)
     for method, n in cfg.tasks.n_per_method.items():
-        if not 1 <= n <= cfg.tasks.n:
-            raise PiddmError(
-                f"config tasks.n_per_method.{method}: expected 1 <= n <= tasks.n "
-                f"({cfg.tasks.n}), got {n}"
-            )
+        _check_task_n(f"tasks.n_per_method.{method}", n, cfg.tasks.n)
     if cfg.reference.n is not None and cfg.reference.n < cfg.tasks.n and cfg.tasks.run:
         raise PiddmError(
             f"config tasks.n: {cfg.tasks.n} instances but reference.n is {cfg.reference.n}"
         )
     _check_names("baselines", tuple(cfg.baselines), tuple(BASELINES))
     for method, overrides in cfg.baselines.items():
-        if not isinstance(overrides, Mapping):
-            raise PiddmError(
-                f"config baselines.{method}: expected a mapping, got {_show(overrides)}"
-            )
-        known = [f.name for f in dataclasses.fields(BASELINES[method].settings_type)]
-        for key in overrides:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise PiddmError(
-                    f"config baselines.{method}.{key}: unknown setting{hint}; "
-                    f"known: {', '.join(known)}"
-                )
+        _check_settings(f"baselines.{method}", overrides, setting_names(method))
+    _check_names("classical", tuple(cfg.classical), CLASSICAL_METHODS)
+    for method, overrides in cfg.classical.items():
+        _check_settings(f"classical.{method}", overrides, setting_names(method))
+        classical_settings(cfg, method)
+    _check_variants(cfg)
     if cfg.build is not None:
         for name in ("teacher_set", "student_set"):
             for key in getattr(cfg.build, name):
                 if not isinstance(key, str) or not key:
                     raise PiddmError(f"config build.{name}: keys must be dotted setting names")
+    return cfg
 
 
-def baseline_overrides(cfg: BenchConfig, method: str) -> dict[str, Any]:
-    """The ``defaults(pde, **overrides)`` keywords of a baseline (YAML lists become tuples)."""
+def setting_names(method: str) -> list[str]:
+    """The settings a method's ``baselines`` / ``classical`` / ``variants`` mapping may set."""
+    if method in BASELINES:
+        return [f.name for f in dataclasses.fields(BASELINES[method].settings_type)]
+    if method in STUDENT_METHODS:
+        return list(LATENT_SETTINGS)
+    return [f.name for f in dataclasses.fields(CLASSICAL_SETTINGS[method])]
+
+
+def config_variants(cfg: BenchConfig) -> list[Variant]:
+    """The ``variants`` of the config, in its order, with their settings read as their
+    section's are (validated by :func:`validate_bench_config`)."""
+    out = []
+    for method, labels in cfg.variants.items():
+        for label, spec in labels.items():
+            settings = {k: v for k, v in spec.items() if k != "n"}
+            out.append(Variant(method, str(label), _typed(method, settings), spec.get("n")))
+    return out
+
+
+def baseline_overrides(
+    cfg: BenchConfig, method: str, variant: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ``defaults(pde, **overrides)`` keywords of a baseline: ``baselines.<method>``, then a
+    variant's settings (YAML lists become tuples)."""
     return {
         key: tuple(value) if isinstance(value, list) else value
-        for key, value in cfg.baselines.get(method, {}).items()
+        for key, value in {**cfg.baselines.get(method, {}), **(variant or {})}.items()
     }
+
+
+def classical_settings(
+    cfg: BenchConfig,
+    method: str,
+    variant: Mapping[str, Any] | None = None,
+    where: str | None = None,
+) -> Any:
+    """The settings of a classical method (:data:`CLASSICAL_SETTINGS`): its type's defaults,
+    ``classical.<method>``, then a variant's settings (named ``where`` in an error)."""
+    overrides = {**cfg.classical.get(method, {}), **(variant or {})}
+    return _read(CLASSICAL_SETTINGS[method](), overrides, where or f"classical.{method}")
+
+
+def _read(defaults: Any, overrides: Mapping[str, Any], where: str) -> Any:
+    """:func:`piddm.config.replace_settings`, its type's own checks also naming ``where``."""
+    try:
+        return replace_settings(defaults, overrides, where)
+    except PiddmError as exc:
+        if str(exc).startswith("config "):
+            raise
+        raise PiddmError(f"config {where}: {exc}") from None
+
+
+def _typed(method: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """A student's variant settings converted as the ``tasks`` section converts them."""
+    if method not in STUDENT_METHODS:
+        return settings
+    typed = _read(LatentOverrides(), settings, f"variants.{method}")
+    return {name: getattr(typed, name) for name in settings}
+
+
+def _check_variants(cfg: BenchConfig) -> None:
+    """``variants``: methods of :data:`VARIANT_METHODS`, each a mapping of labels to mappings of
+    its settings (checked as its own section's are) and an optional ``n``."""
+    _check_names("variants", tuple(cfg.variants), VARIANT_METHODS)
+    for method, labels in cfg.variants.items():
+        if not isinstance(labels, Mapping) or not labels:
+            raise PiddmError(
+                f"config variants.{method}: expected a mapping of row labels to settings, "
+                f"got {_show(labels)}"
+            )
+        for label, spec in labels.items():
+            where = f"variants.{method}.{label}"
+            if not isinstance(label, str | int | float) or not str(label).strip():
+                raise PiddmError(f"config variants.{method}: labels must be non-empty strings")
+            if method == "piddm-1" and str(label) == "lambda0":
+                raise PiddmError(f"config {where}: 'lambda0' labels the ablation's rows")
+            _check_settings(where, spec, [*setting_names(method), "n"])
+            if "n" in spec:
+                _check_task_n(f"{where}.n", spec["n"], cfg.tasks.n)
+            settings = {k: v for k, v in spec.items() if k != "n"}
+            if method in STUDENT_METHODS:
+                _read(LatentOverrides(), settings, where)
+            elif method in CLASSICAL_SETTINGS:
+                classical_settings(cfg, method, settings, where)
+
+
+def _check_task_n(key: str, n: Any, limit: int) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= limit:
+        raise PiddmError(f"config {key}: expected 1 <= n <= tasks.n ({limit}), got {_show(n)}")
+
+
+def _check_settings(key: str, overrides: Any, known: list[str]) -> None:
+    """``overrides`` is a mapping whose keys are all in ``known`` (one-line error naming the
+    key path, with the closest known name)."""
+    if not isinstance(overrides, Mapping):
+        raise PiddmError(f"config {key}: expected a mapping, got {_show(overrides)}")
+    for name in overrides:
+        if name not in known:
+            close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise PiddmError(
+                f"config {key}.{name}: unknown setting{hint}; known: {', '.join(known)}"
+            )
 
 
 def _check_names(key: str, names: tuple[str, ...], known: tuple[str, ...]) -> None:

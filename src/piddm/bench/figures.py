@@ -6,16 +6,21 @@
 * :func:`plot_residual_maps`: one generated sample per method (plus a solver sample): its
   fields and its PDE residual map, on one diverging symmetric-log scale centred at 0 shared
   by all columns, so that residuals compare across methods; each map's title carries its
-  relative residual and solver consistency.
+  relative residual and solver consistency;
+* :func:`plot_time_vs_error`: per task, every row's seconds per instance (log scale) against
+  its error (:func:`task_metric`) with the 95 % interval as an error bar, the Bayes floor as a
+  horizontal line.
 
-Both are drawn in the package's one figure style (:mod:`piddm.plotting`); each has a builder
-(:func:`task_comparison_figure`, :func:`residual_maps_figure`) that returns the figure.
+All are drawn in the package's one figure style (:mod:`piddm.plotting`); each has a builder
+(:func:`task_comparison_figure`, :func:`residual_maps_figure`, :func:`time_vs_error_figure`)
+that returns the figure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,8 +29,12 @@ from matplotlib.figure import Figure
 from piddm.pdes import PDE
 from piddm.plotting import (
     ERROR_CMAP,
+    LABEL_SIZE,
+    PANEL,
     RESIDUAL_CMAP,
     RESIDUAL_NOTE,
+    TICK_SIZE,
+    TITLE_SIZE,
     add_colorbar,
     draw_field,
     label_axes,
@@ -36,6 +45,9 @@ from piddm.plotting import (
     residual_norm,
     save_figure,
 )
+
+#: The row of the Bayes floor, drawn as a line rather than a point.
+FLOOR_METHOD = "bayes-floor"
 
 
 def plot_task_comparison(
@@ -169,4 +181,64 @@ def residual_maps_figure(
         )
     residual_colorbar(fig, handle, axes[-1])
     label_axes(axes, pde)
+    return fig
+
+
+def task_metric(pde: PDE, task: str) -> tuple[str, str]:
+    """``(row key, label)`` of the error a task is scored by: the relative L2 of the solution
+    for the forward problem and reconstruction (whose coefficient is reported beside it), and
+    for the inverse problem the PDE's error rate of a thresholded coefficient (Darcy, as
+    DiffusionPDE scores it) or else the relative L2 of the coefficient."""
+    solution = pde.channels[pde.solution_channel]
+    coefficient = pde.channels[pde.coefficient_channel]
+    if task != "inverse":
+        return "rel_l2_solution", f"rel. L2 of {solution}"
+    if pde.threshold is not None:
+        return "error_rate", f"error rate of {coefficient}"
+    return "rel_l2_coefficient", f"rel. L2 of {coefficient}"
+
+
+def plot_time_vs_error(
+    pde: PDE, task: str, rows: Sequence[dict[str, Any]], out: str | Path
+) -> Path:
+    """Seconds per instance against the task's error (:func:`task_metric`) of the bench's task
+    ``rows`` (``piddm.bench.runner`` rows of one task). Returns the PNG's path."""
+    return save_figure(time_vs_error_figure(pde, task, rows), out)
+
+
+def time_vs_error_figure(pde: PDE, task: str, rows: Sequence[dict[str, Any]]) -> Figure:
+    """The figure of :func:`plot_time_vs_error` (same arguments, no file): one point per row
+    with a measured error, labelled ``method (variant)`` in the legend, its 95 % interval as
+    a vertical bar; the Bayes floor is a horizontal line (its interval shaded) where present."""
+    key, name = task_metric(pde, task)
+    measured = [r for r in rows if r.get(key) is not None and r.get("seconds_per_sample")]
+    fig = Figure(figsize=(2 * PANEL + 3.0, 2 * PANEL), layout="constrained")
+    ax = fig.subplots()
+    title = f"{pde.name} {pde.resolution}x{pde.resolution} {task}: cost against error"
+    fig.suptitle(title + "\nbars: 95 % intervals over the instances", fontsize=TITLE_SIZE)
+    markers = "osD^vP*Xh<>"
+    for k, row in enumerate(r for r in measured if r["method"] != FLOOR_METHOD):
+        label = row["method"] if row["variant"] is None else f"{row['method']} ({row['variant']})"
+        value, ci = 100 * row[key], row.get(f"{key}_ci")
+        yerr = None if ci is None else [[value - 100 * ci[0]], [100 * ci[1] - value]]
+        ax.errorbar(
+            [row["seconds_per_sample"]],
+            [value],
+            yerr=yerr,
+            fmt=markers[k % len(markers)],
+            capsize=3,
+            label=f"{label} (n={row['n']})",
+        )
+    for row in (r for r in measured if r["method"] == FLOOR_METHOD):
+        value, ci = 100 * row[key], row.get(f"{key}_ci")
+        ax.axhline(value, color="black", linestyle="--", linewidth=1, label="Bayes floor")
+        if ci is not None:
+            ax.axhspan(100 * ci[0], 100 * ci[1], color="black", alpha=0.1, linewidth=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds per instance (log)", fontsize=LABEL_SIZE)
+    ax.set_ylabel(f"{name} (%)", fontsize=LABEL_SIZE)
+    ax.tick_params(labelsize=TICK_SIZE)
+    ax.grid(True, which="major", alpha=0.3)
+    if measured:
+        fig.legend(loc="outside right upper", fontsize=TICK_SIZE, frameon=False)
     return fig

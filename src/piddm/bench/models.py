@@ -3,7 +3,8 @@
 Which model each method runs on (:data:`METHOD_MODEL`): the baselines DiffusionPDE, CoCoGen,
 ECI and D-Flow all use the *same* teacher; ``pidm`` is a teacher trained with the residual
 loss; ``piddm-1`` / ``piddm-ref`` the PIDDM student, ``pid`` the PID student, and the
-``lambda0`` variant of ``piddm-1`` the pure-distillation student.
+``lambda0`` variant of ``piddm-1`` the pure-distillation student. The classical rows (``map``,
+``bayes-floor``) need no model.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from piddm.pdes import PDE
 from piddm.sampling import check_model_matches
 from piddm.training import train
 
-#: The model each method samples with.
+#: The model each method samples with (the classical methods have none).
 METHOD_MODEL: dict[str, str] = {
     "teacher": "teacher",
     "pidm": "pidm",
@@ -65,7 +66,7 @@ class BenchModel:
 
 def needed_models(cfg: BenchConfig) -> list[str]:
     """The model slots the configured methods use, in :data:`MODEL_NAMES` order."""
-    names = {METHOD_MODEL[m] for m in cfg.methods}
+    names = {METHOD_MODEL[m] for m in cfg.methods if m in METHOD_MODEL}
     if "piddm-1" in cfg.methods:
         names.add("piddm_lambda0")
     return [n for n in MODEL_NAMES if n in names]

@@ -6,26 +6,43 @@ Fairness rules (docs/method.md, "Benchmark"), all in one process:
   ``latents([sample_seed(generate.seed, i)])``; a method with a smaller ``n`` (per-method
   override) uses the first ``n`` of the same sequence. Metrics:
   :func:`piddm.metrics.evaluate` against the held-out reference set.
-* **Tasks**: the instances are the first ``tasks.n`` reference fields (a method with a
-  per-method ``n`` solves the first ``n`` of them); each task's masks are drawn once from one
-  seeded ``torch.Generator`` and shared by every method; baselines start
+* **Tasks** (forward, inverse, reconstruct): the instances are the first ``tasks.n`` reference
+  fields (a method with a per-method ``n`` solves the first ``n`` of them); each task's masks
+  are drawn once (:func:`piddm.bench.masks.bench_masks`: seeded by the task's place in the
+  fixed task order, not in ``tasks.run``) and shared by every method; baselines start
   instance ``i`` from ``latents([sample_seed(tasks.seed, i)])`` (one sample per instance), the
   one-step students optimise ``tasks.ensemble`` latents per instance (settings of
   ``tasks.latent_settings(task)``: per-task overrides apply) drawn from
   ``Generator(tasks.seed)`` (the same for every student). Metrics:
   :func:`piddm.metrics.task_metrics`, with 95 % intervals over the instances, and the
   residual and relative residual of the estimates (:func:`task_row_metrics`).
+* **Classical rows** (no network, tasks only): ``map``, the PDE-constrained MAP estimate
+  (:func:`piddm.tasks.classical.map_estimate`: the solver and its adjoint), and
+  ``bayes-floor``, the Bayes posterior mean (:func:`~piddm.tasks.classical.floor_estimate`:
+  exact for the linear-Gaussian PDEs, sampled otherwise), the error no method can beat in
+  expectation under the same observations; both see only the observed values, are seeded with
+  ``tasks.seed``, take ``classical.<method>`` settings, and are timed like every method (NFE 0).
+  A PDE and task they do not handle gets an unsupported row with their note.
 * **Cost**: ``time.perf_counter`` around each method's sampling call only (inputs are built
   and outputs evaluated outside the clock; CUDA is synchronised). NFE per sample (per
   instance for tasks): the baselines' :class:`~piddm.baselines.CountingDenoiser` (forward
   evaluations, averaged over batches), :func:`piddm.sampling.make_sampler`'s count for the
-  teachers and students (``2 steps + 1`` for PIDDM-ref: forward and backward passes), and
+  teachers and students (PIDDM-ref: the forward and backward passes its refinement measured,
+  :func:`piddm.sampling.measured_nfe`, plus the final evaluation), and
   ``result.nfe + result.nfe_backward`` for latent optimisation (all ``ensemble`` latents).
 
 Method names of the rows: ``piddm-1`` is the PIDDM student, which on the tasks runs the
 latent optimisation (docs/method.md, "Tasks"), its refinement with data; the ``piddm-ref``
-rows of the tasks are therefore marked unsupported with a note pointing there. The pure-distillation
-ablation appears as extra ``piddm-1`` rows with ``variant: "lambda0"``.
+rows of the tasks are therefore marked unsupported with a note pointing there. Rows with a
+``variant`` label (:func:`row_label`: ``method (label)``): the pure-distillation ablation,
+``piddm-1 (lambda0)`` (generation, and the tasks if ``tasks.ablation``), and each config
+``variants`` entry, e.g. DiffusionPDE with its published 2,000 guided steps beside the
+200-step row, or PIDDM with a cheaper latent optimisation: a variant runs on the tasks only
+(generation compares the methods' defaults), with its own settings and its own ``n``
+(:class:`piddm.bench.config.Variant`).
+
+Figures: the generated residual maps, one task instance solved by every method, and per
+task the time-vs-error plane (:func:`piddm.bench.figures.plot_time_vs_error`).
 """
 
 from __future__ import annotations
@@ -42,8 +59,17 @@ import numpy as np
 import torch
 
 from piddm.baselines import BASELINES, CountingDenoiser
-from piddm.bench.config import BenchConfig, baseline_overrides, bench_config_to_dict
-from piddm.bench.figures import plot_residual_maps, plot_task_comparison
+from piddm.bench.config import (
+    CLASSICAL_METHODS,
+    STUDENT_METHODS,
+    BenchConfig,
+    baseline_overrides,
+    bench_config_to_dict,
+    classical_settings,
+    config_variants,
+)
+from piddm.bench.figures import plot_residual_maps, plot_task_comparison, plot_time_vs_error
+from piddm.bench.masks import bench_masks
 from piddm.bench.models import METHOD_MODEL, BenchModel, Log, load_models
 from piddm.data.generate import generate_dataset, sample_seed
 from piddm.data.io import open_dataset_file, read_attrs, read_dataset
@@ -59,9 +85,9 @@ from piddm.metrics import (
     task_metrics_per_instance,
 )
 from piddm.pdes import PDE, get_pde
-from piddm.sampling import latents, make_sampler
+from piddm.sampling import latents, make_sampler, measured_nfe
+from piddm.tasks.classical import floor_estimate, floor_supports, map_estimate, map_supports
 from piddm.tasks.latent import LatentOptConfig, optimise_latents
-from piddm.tasks.masks import task_masks
 from piddm.training.distributed import DistInfo, resolve_device
 
 #: The ``piddm eval`` keys, in :class:`piddm.metrics.EvalReport`'s order (task rows fill the
@@ -93,7 +119,6 @@ ROW_KEYS: tuple[str, ...] = (
     *TASK_METRICS,
 )
 BASELINE_METHODS = ("diffusionpde", "cocogen", "eci", "dflow")
-STUDENT_METHODS = ("pid", "piddm-1")
 #: Methods whose task estimates honour the observations exactly (hard constraints).
 HARD_CONSTRAINT_METHODS = ("eci", "pid", "piddm-1")
 
@@ -108,6 +133,22 @@ def empty_row(method: str, task: str, variant: str | None = None) -> dict[str, A
 def row_label(row: dict[str, Any]) -> str:
     """``method`` or ``method (variant)``."""
     return row["method"] if row["variant"] is None else f"{row['method']} ({row['variant']})"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """The rows of one ``method`` (labelled ``variant``) run on ``model`` (``None``: no
+    network) with ``settings`` overriding the method's own (config ``variants``) on ``n`` task
+    instances (``None``: the method's ``tasks.n_per_method``); ``generate`` / ``tasks``: whether
+    it has generation / task rows."""
+
+    method: str
+    variant: str | None
+    model: BenchModel | None
+    settings: dict[str, Any] = field(default_factory=dict)
+    n: int | None = None
+    generate: bool = True
+    tasks: bool = True
 
 
 @dataclass
@@ -253,30 +294,33 @@ def _model_sampler(ctx: _Context, method: str, model: BenchModel) -> tuple[Any, 
     return make_sampler(model.model, model.metadata, ctx.pde, refine=refine)
 
 
-def _baseline(ctx: _Context, method: str, model: BenchModel) -> tuple[Any, Any]:
-    """``(entry, settings)`` of a baseline on the teacher's noise grid (unless overridden)."""
-    entry = BASELINES[method]
+def _baseline(ctx: _Context, entry: Entry) -> tuple[Any, Any]:
+    """``(registry entry, settings)`` of a baseline on the teacher's noise grid (unless
+    overridden by ``baselines.<method>``, then by the entry's variant settings)."""
+    method, model = entry.method, entry.model
+    assert model is not None
+    where = f"variants.{method}.{entry.variant}" if entry.settings else f"baselines.{method}"
+    registered = BASELINES[method]
     diffusion = model.metadata.get("diffusion", {})
     grid = {k: float(diffusion[k]) for k in ("sigma_min", "sigma_max", "rho") if k in diffusion}
+    overrides = baseline_overrides(ctx.cfg, method, entry.settings)
     try:
-        settings = entry.defaults(ctx.pde, **{**grid, **baseline_overrides(ctx.cfg, method)})
-    except TypeError as exc:
-        raise PiddmError(f"config baselines.{method}: {exc}") from None
-    except PiddmError as exc:
-        raise PiddmError(f"config baselines.{method}: {exc}") from None
-    return entry, settings
+        settings = registered.defaults(ctx.pde, **{**grid, **overrides})
+    except (TypeError, PiddmError) as exc:
+        raise PiddmError(f"config {where}: {exc}") from None
+    return registered, settings
 
 
 def _run_baseline(
     ctx: _Context,
-    method: str,
-    model: BenchModel,
+    entry: Entry,
     seeds: list[int],
     batch_size: int,
     obs: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> Outcome:
     """A baseline on latents of ``seeds``; ``obs = (mask, normalised values)`` for tasks."""
-    entry, settings = _baseline(ctx, method, model)
+    registered, settings = _baseline(ctx, entry)
+    assert entry.model is not None
     sigmas = settings.sigmas(device=ctx.device, dtype=torch.float32)
     out, seconds, nfe_total = [], 0.0, 0.0
     for rows in _batches(len(seeds), batch_size):
@@ -284,45 +328,44 @@ def _run_baseline(
         kwargs: dict[str, Any] = {"pde": ctx.pde, "settings": settings}
         if obs is not None:
             kwargs.update(mask=obs[0][rows], obs=obs[1][rows])
-        if method == "eci":
+        if entry.method == "eci":
             kwargs["generator"] = torch.Generator().manual_seed(seeds[rows.start])
-        counter = CountingDenoiser(model.model)
-        x, dt = _timed(ctx, lambda x=x, c=counter, k=kwargs: entry.sample(c, x, sigmas, **k))
+        counter = CountingDenoiser(entry.model.model)
+        x, dt = _timed(ctx, lambda x=x, c=counter, k=kwargs: registered.sample(c, x, sigmas, **k))
         seconds += dt
         nfe_total += counter.nfe * len(seeds[rows])
         out.append(_to_physical(ctx.pde, x))
     return Outcome(np.concatenate(out), nfe_total / len(seeds), seconds)
 
 
-def run_generate(ctx: _Context, method: str, model: BenchModel, n: int) -> Outcome:
-    """``n`` unconditional samples of ``method`` from the shared latents."""
+def run_generate(ctx: _Context, entry: Entry, n: int) -> Outcome:
+    """``n`` unconditional samples of an entry's method from the shared latents."""
     gen = ctx.cfg.generate
     seeds = _seeds(gen.seed, n)
-    if method in BASELINE_METHODS:
-        return _run_baseline(ctx, method, model, seeds, gen.batch_size)
-    sampler, nfe = _model_sampler(ctx, method, model)
+    if entry.method in BASELINE_METHODS:
+        return _run_baseline(ctx, entry, seeds, gen.batch_size)
+    assert entry.model is not None
+    sampler, nfe = _model_sampler(ctx, entry.method, entry.model)
     out, seconds = [], 0.0
     for rows in _batches(n, gen.batch_size):
         eps = latents(seeds[rows], ctx.shape, ctx.device)
         x, dt = _timed(ctx, lambda eps=eps: sampler(eps))
         seconds += dt
         out.append(_to_physical(ctx.pde, x))
-    return Outcome(np.concatenate(out), float(nfe), seconds)
+    return Outcome(np.concatenate(out), measured_nfe(sampler, nfe), seconds)
 
 
 def run_task(
-    ctx: _Context,
-    method: str,
-    model: BenchModel,
-    task: str,
-    truth: torch.Tensor,
-    mask: torch.Tensor,
+    ctx: _Context, entry: Entry, task: str, truth: torch.Tensor, mask: torch.Tensor
 ) -> Outcome:
     """Estimates of ``truth`` ``(N, C, S, S)`` (physical, float64) observed where ``mask``."""
     tasks = ctx.cfg.tasks
-    if method in STUDENT_METHODS:
-        config = LatentOptConfig(**tasks.latent_settings(task))
-        generator = one_step_generator(model.model, model.metadata)
+    if entry.method in CLASSICAL_METHODS:
+        return _run_classical(ctx, entry, task, truth, mask)
+    assert entry.model is not None
+    if entry.method in STUDENT_METHODS:
+        config = LatentOptConfig(**{**tasks.latent_settings(task), **entry.settings})
+        generator = one_step_generator(entry.model.model, entry.model.metadata)
         rng = torch.Generator().manual_seed(tasks.seed)
         results: list[Any] = []
 
@@ -335,14 +378,34 @@ def run_task(
         fields = estimate.detach().double().cpu().numpy()
         return Outcome(fields, float(result.nfe + result.nfe_backward), seconds)
     obs = (mask, ctx.pde.normalisation.normalise(truth).float())
-    outcome = _run_baseline(
-        ctx, method, model, _seeds(tasks.seed, len(truth)), tasks.batch_size, obs
-    )
-    if method in HARD_CONSTRAINT_METHODS:
+    outcome = _run_baseline(ctx, entry, _seeds(tasks.seed, len(truth)), tasks.batch_size, obs)
+    if entry.method in HARD_CONSTRAINT_METHODS:
         # ECI projects exactly in normalised space; undo the round trip's last-bit error.
         truth_np, mask_np = truth.cpu().numpy(), mask.cpu().numpy()
         outcome.fields = np.where(mask_np, truth_np, outcome.fields)
     return outcome
+
+
+def _run_classical(
+    ctx: _Context, entry: Entry, task: str, truth: torch.Tensor, mask: torch.Tensor
+) -> Outcome:
+    """MAP or the Bayes floor on the CPU; they see the observed values only (0 elsewhere)."""
+    mask_cpu = mask.cpu()
+    obs = torch.where(mask_cpu, truth.cpu(), torch.zeros((), dtype=truth.dtype))
+    settings = classical_settings(ctx.cfg, entry.method, entry.settings)
+    seed = ctx.cfg.tasks.seed
+    if entry.method == "map":
+
+        def solve() -> torch.Tensor:
+            return map_estimate(ctx.pde, obs, mask_cpu, task, settings, seed=seed)
+    else:
+        samples = {} if settings.samples is None else {"samples": settings.samples}
+
+        def solve() -> torch.Tensor:
+            return floor_estimate(ctx.pde, obs, mask_cpu, task, seed=seed, **samples)
+
+    estimate, seconds = _timed(ctx, solve)
+    return Outcome(estimate.detach().double().cpu().numpy(), 0.0, seconds)
 
 
 # ----------------------------------------------------------------------------- rows
@@ -351,54 +414,47 @@ def _finite_note(fields: np.ndarray) -> str | None:
     return f"diverged: {bad} of {len(fields)} outputs are not finite" if bad else None
 
 
-def generate_row(
-    ctx: _Context, method: str, model: BenchModel, n: int, variant: str | None
-) -> tuple[dict[str, Any], np.ndarray]:
-    ctx.log(f"bench: generate {method}{f' ({variant})' if variant else ''}, n={n}")
-    outcome = run_generate(ctx, method, model, n)
-    row = empty_row(method, "generate", variant)
+def _measured_row(entry: Entry, task: str, outcome: Outcome) -> dict[str, Any]:
+    """A supported row with the cost of ``outcome``: n, NFE, seconds (per sample), model."""
+    n = len(outcome.fields)
+    row = empty_row(entry.method, task, entry.variant)
     row.update(
         n=n,
         nfe=outcome.nfe,
         seconds=outcome.seconds,
         seconds_per_sample=outcome.seconds / n,
-        model=str(model.path),
+        model=None if entry.model is None else str(entry.model.path),
+        note=_finite_note(outcome.fields),
     )
-    note = _finite_note(outcome.fields)
-    if note is None:
+    return row
+
+
+def _describe(entry: Entry, task: str, n: int) -> str:
+    return f"bench: {task} {entry.method}{f' ({entry.variant})' if entry.variant else ''}, n={n}"
+
+
+def generate_row(ctx: _Context, entry: Entry, n: int) -> tuple[dict[str, Any], np.ndarray]:
+    ctx.log(_describe(entry, "generate", n))
+    outcome = run_generate(ctx, entry, n)
+    row = _measured_row(entry, "generate", outcome)
+    if row["note"] is None:
         report = evaluate(
             ctx.pde, outcome.fields, ctx.reference, consistency=ctx.cfg.generate.consistency
         ).as_dict()
         row.update({k: report[k] for k in GENERATE_METRICS})
-    row["note"] = note
     return row, outcome.fields
 
 
 def task_row(
-    ctx: _Context,
-    method: str,
-    model: BenchModel,
-    task: str,
-    truth: torch.Tensor,
-    mask: torch.Tensor,
-    variant: str | None,
+    ctx: _Context, entry: Entry, task: str, truth: torch.Tensor, mask: torch.Tensor
 ) -> tuple[dict[str, Any], np.ndarray]:
-    ctx.log(f"bench: {task} {method}{f' ({variant})' if variant else ''}, n={len(truth)}")
-    outcome = run_task(ctx, method, model, task, truth, mask)
+    ctx.log(_describe(entry, task, len(truth)))
+    outcome = run_task(ctx, entry, task, truth, mask)
     truth_np = truth.cpu().numpy()
-    row = empty_row(method, task, variant)
-    row.update(
-        n=len(truth),
-        nfe=outcome.nfe,
-        seconds=outcome.seconds,
-        seconds_per_sample=outcome.seconds / len(truth),
-        model=str(model.path),
-        reference_residual_mean=float(per_sample_residual(ctx.pde, truth_np).mean()),
-    )
-    note = _finite_note(outcome.fields)
-    if note is None:
+    row = _measured_row(entry, task, outcome)
+    row["reference_residual_mean"] = float(per_sample_residual(ctx.pde, truth_np).mean())
+    if row["note"] is None:
         row.update(task_row_metrics(ctx.pde, outcome.fields, truth_np))
-    row["note"] = note
     return row, outcome.fields
 
 
@@ -416,8 +472,12 @@ def task_row_metrics(pde: PDE, estimate: np.ndarray, truth: np.ndarray) -> dict[
     return out
 
 
-def supports(method: str, task: str) -> tuple[bool, str | None]:
-    """Whether ``method`` handles ``task``, and a note if not."""
+def supports(pde: PDE, method: str, task: str) -> tuple[bool, str | None]:
+    """Whether ``method`` handles ``task`` on ``pde``, and a note if not."""
+    if method in CLASSICAL_METHODS:
+        if task == "generate":
+            return False, f"{method} estimates from observations only (tasks only)"
+        return (map_supports if method == "map" else floor_supports)(pde, task)
     if task == "generate" or method in STUDENT_METHODS:
         return True, None
     if method in BASELINES:
@@ -428,20 +488,34 @@ def supports(method: str, task: str) -> tuple[bool, str | None]:
     return False, "an unconditional diffusion model (no observation terms)"
 
 
-def _entries(ctx: _Context, notes: list[str]) -> list[tuple[str, str | None, BenchModel]]:
-    """``(method, variant, model)`` of every configured method whose model is available."""
-    entries: list[tuple[str, str | None, BenchModel]] = []
-    for method in ctx.cfg.methods:
-        slot = METHOD_MODEL[method]
-        if slot not in ctx.models:
+def _entries(ctx: _Context, notes: list[str]) -> list[Entry]:
+    """The row sources of every configured method whose model is available, each followed by
+    its variants (the lambda0 ablation, then the config's)."""
+    cfg, entries = ctx.cfg, []
+    variants = config_variants(cfg)
+    for method in cfg.methods:
+        slot = METHOD_MODEL.get(method)
+        model = None if slot is None else ctx.models.get(slot)
+        if slot is not None and model is None:
             notes.append(f"method '{method}' skipped: no '{slot}' model")
-        else:
-            entries.append((method, None, ctx.models[slot]))
+            continue
+        entries.append(Entry(method, None, model))
         if method == "piddm-1":
             if "piddm_lambda0" in ctx.models:
-                entries.append((method, "lambda0", ctx.models["piddm_lambda0"]))
+                ablation = ctx.models["piddm_lambda0"]
+                entries.append(Entry(method, "lambda0", ablation, tasks=cfg.tasks.ablation))
             else:
                 notes.append("ablation 'piddm-1 (lambda0)' skipped: no 'piddm_lambda0' model")
+        entries += [
+            Entry(method, v.label, model, v.settings, v.n, generate=False)
+            for v in variants
+            if v.method == method
+        ]
+    notes += [
+        f"variant '{v.method} ({v.label})' skipped: {v.method} is not in methods"
+        for v in variants
+        if v.method not in cfg.methods
+    ]
     return entries
 
 
@@ -471,33 +545,36 @@ def run_bench(
     result = BenchResult(rows=[], notes=notes)
     rows = result.rows
     samples: list[tuple[str, np.ndarray]] = []
-    for method, variant, model in entries:
-        n = cfg.generate.n_per_method.get(method, cfg.generate.n)
-        row, fields = generate_row(ctx, method, model, n, variant)
+    for entry in entries:
+        if not entry.generate:
+            continue
+        ok, why = supports(pde, entry.method, "generate")
+        if not ok:
+            rows.append(_unsupported_row(entry, "generate", why))
+            continue
+        n = cfg.generate.n_per_method.get(entry.method, cfg.generate.n)
+        row, fields = generate_row(ctx, entry, n)
         rows.append(row)
         samples.append((row_label(row), fields[0]))
         result.outputs["generate", row_label(row)] = fields
     task_figures: dict[str, dict[str, Any]] = {}
-    for k, task in enumerate(cfg.tasks.run):
-        truth = torch.from_numpy(reference[: cfg.tasks.n]).double().to(dev)
-        mask_rng = torch.Generator().manual_seed(sample_seed(cfg.tasks.seed, k))
-        mask = task_masks(
-            pde, task, cfg.tasks.obs_fraction, mask_rng, n=len(truth), mode=cfg.tasks.masks
-        ).to(dev)
-        index = min(cfg.tasks.figure_instance, len(truth) - 1)
+    tasks = cfg.tasks
+    for task in tasks.run:
+        truth = torch.from_numpy(reference[: tasks.n]).double().to(dev)
+        mask = bench_masks(pde, task, len(truth), tasks.obs_fraction, tasks.seed, tasks.masks)
+        mask = mask.to(dev)
+        index = min(tasks.figure_instance, len(truth) - 1)
         result.instances[task] = (truth.cpu().numpy(), mask.cpu().numpy())
         shown: list[tuple[str, np.ndarray]] = []
-        for method, variant, model in entries:
-            if variant is not None and not cfg.tasks.ablation:
+        for entry in entries:
+            if not entry.tasks:
                 continue
-            ok, why = supports(method, task)
+            ok, why = supports(pde, entry.method, task)
             if not ok:
-                row = empty_row(method, task, variant)
-                row.update(supported=False, note=why)
-                rows.append(row)
+                rows.append(_unsupported_row(entry, task, why))
                 continue
-            n = cfg.tasks.n_per_method.get(method, len(truth))
-            row, fields = task_row(ctx, method, model, task, truth[:n], mask[:n], variant)
+            n = entry.n or tasks.n_per_method.get(entry.method, len(truth))
+            row, fields = task_row(ctx, entry, task, truth[:n], mask[:n])
             rows.append(row)
             result.outputs[task, row_label(row)] = fields
             if index < n:
@@ -510,26 +587,49 @@ def run_bench(
         }
     out.mkdir(parents=True, exist_ok=True)
     if figures:
-        if samples:
-            result.figures.append(
-                plot_residual_maps(pde, reference[0], samples, out / "generate-residuals.png")
-            )
-        for task, info in task_figures.items():
-            if info["estimates"]:
-                result.figures.append(
-                    plot_task_comparison(
-                        pde,
-                        task,
-                        info["truth"],
-                        info["mask"],
-                        info["estimates"],
-                        out / f"{task}-instance-{info['index']}.png",
-                        obs_fraction=cfg.tasks.obs_fraction,
-                    )
-                )
+        result.figures += _write_figures(ctx, out, samples, task_figures, rows)
     payload = result.payload(cfg, out)
     (out / "bench.json").write_text(json.dumps(payload, indent=1, default=json_default) + "\n")
     return result
+
+
+def _unsupported_row(entry: Entry, task: str, why: str | None) -> dict[str, Any]:
+    row = empty_row(entry.method, task, entry.variant)
+    row.update(supported=False, note=why)
+    return row
+
+
+def _write_figures(
+    ctx: _Context,
+    out: Path,
+    samples: list[tuple[str, np.ndarray]],
+    task_figures: dict[str, dict[str, Any]],
+    rows: list[dict[str, Any]],
+) -> list[Path]:
+    """The residual maps of the generated samples, one instance per task, and per task the
+    time-vs-error plane of its rows."""
+    pde, paths = ctx.pde, []
+    if samples:
+        paths.append(
+            plot_residual_maps(pde, ctx.reference[0], samples, out / "generate-residuals.png")
+        )
+    for task, info in task_figures.items():
+        if info["estimates"]:
+            paths.append(
+                plot_task_comparison(
+                    pde,
+                    task,
+                    info["truth"],
+                    info["mask"],
+                    info["estimates"],
+                    out / f"{task}-instance-{info['index']}.png",
+                    obs_fraction=ctx.cfg.tasks.obs_fraction,
+                )
+            )
+        measured = [r for r in rows if r["task"] == task and r["supported"]]
+        if measured:
+            paths.append(plot_time_vs_error(pde, task, measured, out / f"{task}-time-vs-error.png"))
+    return paths
 
 
 def _warm_up(models: Any, pde: PDE, device: torch.device) -> None:

@@ -8,7 +8,7 @@ import click
 import torch
 
 from piddm.bench import load_bench_config, markdown_table, run_bench
-from piddm.commands.options import json_option
+from piddm.commands.options import config_option, device_flag, json_option, path_option
 from piddm.errors import PiddmError
 from piddm.jsonio import emit_json
 from piddm.progress import show_progress
@@ -16,25 +16,11 @@ from piddm.progress import show_progress
 
 @click.command(name="bench")
 @click.option("--pde", required=True, help="PDE of the benchmark (must match the config's).")
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Bench config (YAML), e.g. configs/bench-smoke.yaml.",
+@config_option("Bench config (YAML), e.g. configs/bench-smoke.yaml.")
+@path_option(
+    "--out-dir", kind="dir", as_path=True, help="Figures and bench.json [config's out_dir]."
 )
-@click.option(
-    "--out-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Figures and bench.json [config's out_dir].",
-)
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default=None,
-    help="Where to run [config's device].",
-)
+@device_flag(None, "Where to run [config's device].")
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
@@ -52,13 +38,16 @@ def command(
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """Benchmark PIDDM against the teacher, PIDM, DiffusionPDE, CoCoGen, ECI, D-Flow and PID.
+    """Benchmark PIDDM against the teacher, PIDM, DiffusionPDE, CoCoGen, ECI, D-Flow, PID, the
+    PDE-constrained MAP and the Bayes floor.
 
     Every method runs in this process on the same held-out instances, observation masks and
-    seeded latents; NFE and wall time per sample are measured around each method's sampling.
-    Prints one markdown table (with --json: one JSON object with the rows instead) and writes
-    figures and bench.json to the output directory. Models missing from the config are
-    skipped with a warning; a 'build' section trains tiny ones into a cache first.
+    seeded latents (generation, and the forward, inverse and reconstruction tasks); NFE and
+    wall time per sample are measured around each method's sampling. Prints one markdown
+    table (with --json: one JSON object with the rows instead) and writes figures (among them
+    a time-vs-error plot per task) and bench.json to the output directory. Models missing
+    from the config are skipped with a warning; a 'build' section trains tiny ones into a
+    cache first.
     """
     if threads is not None:
         torch.set_num_threads(threads)

@@ -10,7 +10,14 @@ import click
 import numpy as np
 import torch
 
-from piddm.commands.options import INT64, SEED, json_option, quiet_option
+from piddm.commands.options import (
+    INT64,
+    SEED,
+    json_option,
+    out_option,
+    overwrite_option,
+    quiet_option,
+)
 from piddm.data.generate import Shard, generate_dataset, merge_shards
 from piddm.data.importing import export_dataset, import_dataset
 from piddm.data.io import open_dataset_file, read_dataset
@@ -37,7 +44,7 @@ def command() -> None:
     "--n", "n", type=INT64, required=True, help="Number of samples (all shards together)."
 )
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Dataset seed.")
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output .h5 file.")
+@out_option()
 @click.option("--workers", type=INT64, default=1, show_default=True, help="Solver processes.")
 @click.option(
     "--shard", default=None, help="Generate only shard I/N of the n samples (job arrays)."
@@ -45,7 +52,7 @@ def command() -> None:
 @click.option(
     "--param", "params", multiple=True, help="PDE parameter override NAME=VALUE (e.g. k=2)."
 )
-@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@overwrite_option()
 @quiet_option
 @json_option
 def generate(
@@ -98,8 +105,8 @@ def generate(
 
 @command.command(name="merge")
 @click.argument("shards", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Merged .h5 file.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@out_option("Merged .h5 file.")
+@overwrite_option()
 @json_option
 def merge(shards: tuple[str, ...], out: str, overwrite: bool, as_json: bool) -> None:
     """Join the shard files of one `data generate --shard I/N` job array into one dataset."""
@@ -112,7 +119,7 @@ def merge(shards: tuple[str, ...], out: str, overwrite: bool, as_json: bool) -> 
 
 @command.command(name="show")
 @click.argument("dataset", type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output .png figure.")
+@out_option("Output .png figure.")
 @click.option("--samples", "-k", type=click.IntRange(1, 16), default=3, show_default=True)
 @json_option
 def show(dataset: str, out: str, samples: int, as_json: bool) -> None:
@@ -166,7 +173,7 @@ def show(dataset: str, out: str, samples: int, as_json: bool) -> None:
 
 @command.command(name="import")
 @click.argument("source", type=click.Path())
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output .h5 file.")
+@out_option()
 @click.option(
     "--pde",
     type=click.Choice(["darcy", "poisson", "helmholtz"]),
@@ -181,7 +188,7 @@ def show(dataset: str, out: str, samples: int, as_json: bool) -> None:
     help="Source layout (auto: from the content).",
 )
 @click.option("--n", "n", type=INT64, default=None, help="Import the first N samples [all].")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@overwrite_option()
 @json_option
 def import_(
     source: str,
@@ -230,8 +237,8 @@ def import_(
 
 @command.command(name="export")
 @click.argument("dataset", type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output .mat file.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@out_option("Output .mat file.")
+@overwrite_option()
 @json_option
 def export(dataset: str, out: str, overwrite: bool, as_json: bool) -> None:
     """Write DATASET (darcy, poisson, helmholtz) in DiffusionPDE's MATLAB layout.

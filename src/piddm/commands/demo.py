@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from piddm.commands.options import INT64, SEED, default_option, device_option, json_option
+from piddm.commands.options import (
+    INT64,
+    SEED,
+    default_option,
+    device_option,
+    json_option,
+    settings_from_params,
+)
 from piddm.demo import DEMO_SEED, DemoSettings, demo_pdes, format_report, run_demo
 from piddm.errors import PiddmError
 from piddm.jsonio import emit_json
@@ -71,19 +78,7 @@ def command(
     at all times), each error next to its yardstick in brackets, prints two small tables and
     writes figures to --out/<pde>/. Nothing is trained and nothing is downloaded.
     """
-    settings = DemoSettings(
-        pde=pde,
-        samples=samples,
-        teacher_samples=teacher_samples,
-        instances=instances,
-        ensemble=ensemble,
-        candidates=candidates,
-        steps=steps,
-        obs_fraction=obs_fraction,
-        seed=DEMO_SEED if seed is None else seed,
-        teacher=teacher,
-        student=student,
-    )
+    settings = settings_from_params(DemoSettings, seed=DEMO_SEED if seed is None else seed)
     out_dir = Path(out) / pde
     for path in (Path(out), out_dir):
         if path.exists() and not path.is_dir():

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
-from piddm.commands.options import device_option, json_option
-from piddm.config import parse_overrides
+from piddm.commands.options import (
+    config_option,
+    device_option,
+    json_option,
+    override_options,
+    run_dir_options,
+)
+from piddm.commands.runs import report_run, run_options, run_overrides
 from piddm.distill.config import student_config
 from piddm.distill.run import distill
-from piddm.jsonio import emit_json
 
 
 @click.command(name="distill")
@@ -24,30 +28,16 @@ from piddm.jsonio import emit_json
     default=None,
     help="piddm (pairs + residual) or pid (data-free trajectory) [config's kind].",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Student config (YAML) [the teacher's, with default distill settings].",
+@config_option(
+    "Student config (YAML) [the teacher's, with default distill settings].", required=False
 )
 @click.option(
     "--lambda-train", type=float, default=None, help="Residual weight (0: pure distillation)."
 )
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Student training steps.")
-@click.option(
-    "--resume", is_flag=True, help="Continue the run in --run-dir from its latest checkpoint."
+@run_dir_options(
+    None, "Student training steps.", "Continue the run in --run-dir from its latest checkpoint."
 )
-@click.option("--overwrite", is_flag=True, help="Delete the checkpoints of an existing run dir.")
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a config setting, e.g. --set distill.pairs=2048 (repeatable).",
-)
-@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+@override_options("distill.pairs=2048")
 @device_option
 @json_option
 def command(
@@ -71,29 +61,7 @@ def command(
     pid: PID's trajectory student, no pairs. Both run in the teacher's training loop:
     checkpoints, --resume, torchrun DDP, stats.jsonl.
     """
-    extra = parse_overrides(overrides)
-    if steps is not None:
-        extra["train.steps"] = steps
-    if lambda_train is not None:
-        extra["distill.lambda_train"] = lambda_train
+    extra = run_overrides(overrides, {"train.steps": steps, "distill.lambda_train": lambda_train})
     cfg = student_config(teacher, config_path, method, extra)
-    result = distill(
-        cfg,
-        teacher,
-        run_dir=run_dir,
-        resume=resume,
-        overwrite=overwrite,
-        device=device,
-        progress=progress,
-    )
-    if int(os.environ.get("RANK", "0")) != 0:
-        return
-    if as_json:
-        emit_json(result.to_json())
-    else:
-        residual = result.extra.get("sample_residual_mean")
-        tail = f", sample residual {residual:.4g}" if residual is not None else ""
-        click.echo(
-            f"distilled {result.steps} steps in {result.seconds:.1f} s{tail}; "
-            f"weights: {result.checkpoint}"
-        )
+    result = distill(cfg, teacher, **run_options())
+    report_run(result, as_json, "distilled", with_loss=False)

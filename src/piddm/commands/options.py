@@ -1,22 +1,111 @@
-"""Click options shared by several commands."""
+"""Click options shared by several commands: each flag declared once (type, default, help),
+parametrised where commands word its help differently."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 import click
 
-device_option = click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default="auto",
-    show_default=True,
-    help="Where to run (auto: CUDA if available).",
-)
-json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print a JSON summary on stdout."
-)
+#: What :func:`click.option` returns: a decorator adding the option to a command.
+Decorator = Callable[[Any], Any]
+T = TypeVar("T")
+
+
+def stack(*decorators: Decorator) -> Decorator:
+    """One decorator applying ``decorators`` as if written one above the other, so that their
+    options appear in ``--help`` in this order."""
+
+    def apply(function: Any) -> Any:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
+def device_flag(
+    default: str | None = "auto", help: str = "Where to run (auto: CUDA if available)."
+) -> Decorator:
+    """``--device`` (``auto``, ``cpu``, ``cuda``); ``default=None`` where a config chooses
+    unless the flag is given."""
+    return click.option(
+        "--device",
+        type=click.Choice(["auto", "cpu", "cuda"]),
+        default=default,
+        show_default=default is not None,
+        help=help,
+    )
+
+
+def json_flag(help: str = "Print a JSON summary on stdout.") -> Decorator:
+    """``--json`` (the parameter ``as_json``): print one JSON object instead of text."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def path_option(
+    flag: str,
+    *decls: str,
+    kind: Literal["file", "dir"] = "file",
+    as_path: bool = False,
+    **extra: Any,
+) -> Decorator:
+    """``flag`` naming a file (``kind="dir"``: a directory), ``None`` unless given; ``as_path``
+    passes a :class:`~pathlib.Path` instead of a ``str``; ``extra`` goes to
+    :func:`click.option` (``required``, ``help``)."""
+    path = click.Path(
+        file_okay=kind == "file", dir_okay=kind == "dir", path_type=Path if as_path else None
+    )
+    return click.option(flag, *decls, type=path, **extra)
+
+
+def out_option(help: str = "Output .h5 file.") -> Decorator:
+    """The required ``--out FILE`` of a command that writes one file."""
+    return path_option("--out", required=True, help=help)
+
+
+def overwrite_option(help: str = "Replace an existing output file.") -> Decorator:
+    """``--overwrite``: replace what a command would otherwise refuse to write over."""
+    return click.option("--overwrite", is_flag=True, help=help)
+
+
+def config_option(help: str, required: bool = True) -> Decorator:
+    """``--config FILE`` (the parameter ``config_path``, a :class:`~pathlib.Path`): a YAML
+    config."""
+    return path_option("--config", "config_path", as_path=True, required=required, help=help)
+
+
+def run_dir_options(run_dir_help: str | None, steps_help: str, resume_help: str) -> Decorator:
+    """``--run-dir``, ``--steps``, ``--resume`` and ``--overwrite`` of a training run
+    (``piddm train``, ``piddm distill``; :class:`piddm.training.session.RunOptions`)."""
+    return stack(
+        path_option("--run-dir", kind="dir", as_path=True, help=run_dir_help),
+        click.option("--steps", type=click.IntRange(min=1), help=steps_help),
+        click.option("--resume", is_flag=True, help=resume_help),
+        overwrite_option("Delete the checkpoints of an existing run dir."),
+    )
+
+
+def override_options(example: str) -> Decorator:
+    """``--set KEY=VALUE`` (repeatable; the parameter ``overrides``, ``example`` in its help)
+    and ``--progress/--no-progress`` of a training run."""
+    return stack(
+        click.option(
+            "--set",
+            "overrides",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help=f"Override a config setting, e.g. --set {example} (repeatable).",
+        ),
+        click.option("--progress/--no-progress", default=True, help="Progress bar on stderr."),
+    )
+
+
+device_option = device_flag()
+json_option = json_flag()
 quiet_option = click.option("--quiet", is_flag=True, help="Hide the progress bar.")
 model_option = click.option(
     "--model",
@@ -61,7 +150,7 @@ SEED = Int64(0, 2**63 - 1, "a seed in [0, 2**63)")
 
 def default_option(
     flag: str, settings: object, type: click.ParamType | type = float, help: str | None = None
-) -> Callable[[Any], Any]:
+) -> Decorator:
     """``flag`` whose default is the same-named field of ``settings`` (a typed config class or
     instance: ``--lambda-infer`` reads ``settings.lambda_infer``), shown in ``--help``: the one
     default of the setting stays in its config."""
@@ -69,3 +158,12 @@ def default_option(
     return click.option(
         flag, type=type, default=getattr(settings, name), show_default=True, help=help
     )
+
+
+def settings_from_params(cls: type[T], **overrides: Any) -> T:
+    """The dataclass ``cls`` with each field named like an option of the running command set
+    to that option's value (``--lambda-infer`` -> ``lambda_infer``), then ``overrides``; other
+    fields keep their defaults. The counterpart of :func:`default_option`."""
+    params = click.get_current_context().params
+    values = {f.name: params[f.name] for f in dataclasses.fields(cls) if f.name in params}
+    return cls(**{**values, **overrides})

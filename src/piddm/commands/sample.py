@@ -11,6 +11,8 @@ from piddm.commands.options import (
     device_option,
     json_option,
     model_option,
+    out_option,
+    overwrite_option,
     quiet_option,
 )
 from piddm.jsonio import emit_json
@@ -29,12 +31,12 @@ from piddm.training.distributed import DistInfo, resolve_device
 )
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Sample seed.")
 @click.option("--batch-size", type=INT64, default=64, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output .h5 file.")
+@out_option()
 @click.option("--pde", default=None, help="Refuse a model of any other PDE.")
 @click.option(
     "--resolution", type=INT64, default=None, help="Refuse a model of any other resolution."
 )
-@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@overwrite_option()
 @device_option
 @quiet_option
 @json_option

@@ -11,6 +11,10 @@ from piddm.commands.options import (
     device_option,
     json_option,
     model_option,
+    out_option,
+    overwrite_option,
+    path_option,
+    settings_from_params,
 )
 from piddm.jsonio import emit_json
 from piddm.pdes.base import RESIDUAL_NORMS
@@ -23,10 +27,8 @@ from piddm.tasks.solve import check_solve_inputs, run_solve
 @click.command(name="solve")
 @click.argument("task", type=click.Choice(TASKS))
 @model_option
-@click.option(
+@path_option(
     "--data",
-    type=click.Path(dir_okay=False),
-    default=None,
     help="Instances (.h5 dataset): the truth. Required with --obs-fraction; optional with --obs "
     "(then only for the metrics).",
 )
@@ -36,11 +38,9 @@ from piddm.tasks.solve import check_solve_inputs, run_solve
     default=None,
     help="Observe a random fraction in (0, 1] of the truth's nodes (needs --data).",
 )
-@click.option(
+@path_option(
     "--obs",
     "obs_file",
-    type=click.Path(dir_okay=False),
-    default=None,
     help="Observation file (.h5, .hdf5 or .npz) with 'values' and 'mask' (see above); "
     "instead of --obs-fraction.",
 )
@@ -91,14 +91,9 @@ from piddm.tasks.solve import check_solve_inputs, run_solve
     "solution's error of inverse ones).",
 )
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Masks and initial latents.")
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output .h5 file.")
-@click.option(
-    "--figures",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Figure directory [OUT without .h5 + '-figures'].",
-)
-@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@out_option()
+@path_option("--figures", kind="dir", help="Figure directory [OUT without .h5 + '-figures'].")
+@overwrite_option()
 @device_option
 @json_option
 def command(
@@ -157,15 +152,7 @@ def command(
         figures=figures,
         overwrite=overwrite,
     )
-    config = LatentOptConfig(
-        steps=steps,
-        lr=lr,
-        lambda_infer=lambda_infer,
-        ensemble=ensemble,
-        candidates=candidates,
-        solver_members=solver_members,
-        residual_norm=residual_norm,
-    )
+    config = settings_from_params(LatentOptConfig)
     report = run_solve(
         task,
         model,

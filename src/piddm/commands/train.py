@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 import torch
 
-from piddm.commands.options import device_option
-from piddm.config import Config, config_to_dict, load_config, parse_overrides, validate_config
+from piddm.commands.options import (
+    config_option,
+    device_option,
+    json_flag,
+    override_options,
+    path_option,
+    run_dir_options,
+)
+from piddm.commands.runs import report_run, run_options, run_overrides
+from piddm.config import Config, config_to_dict, load_config, validate_config
 from piddm.diffusion import EDMPrecond
 from piddm.errors import PiddmError
 from piddm.jsonio import emit_json
@@ -22,47 +29,22 @@ from piddm.training.teacher import load_training_fields, unet_config
 
 
 @click.command("train")
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="YAML config (e.g. configs/smoke.yaml).",
+@config_option("YAML config (e.g. configs/smoke.yaml).")
+@path_option("--data", as_path=True, help="Dataset FILE.h5 (overrides data.path; must exist).")
+@run_dir_options(
+    "Run directory (default: runs/NNNNN-<pde>-<res>-<desc>, the next free number).",
+    "Training steps (overrides train.steps).",
+    "Continue the run in --run-dir (default: the newest matching run) from its latest checkpoint.",
 )
-@click.option(
-    "--data",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Dataset FILE.h5 (overrides data.path; must exist).",
-)
-@click.option(
-    "--run-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Run directory (default: runs/NNNNN-<pde>-<res>-<desc>, the next free number).",
-)
-@click.option("--steps", type=click.IntRange(min=1), help="Training steps (overrides train.steps).")
-@click.option(
-    "--resume",
-    is_flag=True,
-    help="Continue the run in --run-dir (default: the newest matching run) from its latest "
-    "checkpoint.",
-)
-@click.option("--overwrite", is_flag=True, help="Delete the checkpoints of an existing run dir.")
 @device_option
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a config setting, e.g. --set optim.lr=1e-3 (repeatable).",
-)
-@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+@override_options("optim.lr=1e-3")
 @click.option(
     "--dry-run",
     is_flag=True,
     help="Validate the config, the dataset and the network, print a summary and exit without "
     "training (nothing is written).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of results.")
+@json_flag("Print one JSON object of results.")
 def command(
     config_path: Path,
     data: Path | None,
@@ -84,10 +66,7 @@ def command(
     generated with the solver first. Under `torchrun --nproc_per_node K -m piddm train ...`
     the global batch is split over K ranks (same results up to float reduction order).
     """
-    extra = parse_overrides(overrides)
-    if steps is not None:
-        extra["train.steps"] = steps
-    cfg = load_config(config_path, extra)
+    cfg = load_config(config_path, run_overrides(overrides, {"train.steps": steps}))
     if dry_run:
         summary = check_run(cfg, data)
         if as_json:
@@ -104,27 +83,8 @@ def command(
                 f"nothing trained (--dry-run)"
             )
         return
-    result = train(
-        cfg,
-        data=data,
-        run_dir=run_dir,
-        resume=resume,
-        overwrite=overwrite,
-        device=device,
-        progress=progress,
-    )
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
-        return
-    if as_json:
-        emit_json(result.to_json())
-    else:
-        residual = result.extra.get("sample_residual_mean")
-        tail = f", sample residual {residual:.4g}" if residual is not None else ""
-        loss = f"{result.loss:.5g}" if result.loss is not None else "n/a"
-        click.echo(
-            f"trained {result.steps} steps in {result.seconds:.1f} s (loss {loss}{tail}); "
-            f"weights: {result.checkpoint}"
-        )
+    result = train(cfg, data=data, **run_options())
+    report_run(result, as_json, "trained", with_loss=True)
 
 
 def check_run(cfg: Config, data: Path | None) -> dict[str, Any]:

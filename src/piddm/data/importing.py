@@ -12,7 +12,7 @@ not errors.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,12 @@ from piddm.data.diffusionpde import MAT_KEYS, PARAMS, binary_darcy_coefficient
 from piddm.data.diffusionpde_io import read_source, write_mat
 from piddm.data.io import read_dataset, write_dataset
 from piddm.errors import PiddmError
-from piddm.metrics import per_sample_relative_residual, per_sample_residual, solver_consistency
+from piddm.metrics import (
+    Report,
+    per_sample_relative_residual,
+    per_sample_residual,
+    solver_consistency,
+)
 from piddm.pdes import get_pde
 
 #: Samples whose solver consistency the import reports (one solve each; 128^2 Darcy: ~0.1 s).
@@ -32,7 +37,7 @@ BATCH = 256  # samples per residual evaluation
 
 
 @dataclass
-class ImportReport:
+class ImportReport(Report):
     """What ``piddm data import`` prints (``--json``: these keys)."""
 
     out: str
@@ -51,9 +56,6 @@ class ImportReport:
     solver_consistency: float
     consistency_samples: int
     seconds: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def import_dataset(

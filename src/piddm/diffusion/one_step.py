@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from piddm.diffusion.schedules import SIGMA_MAX, SIGMA_MIN
 from piddm.diffusion.utils import append_dims, batch_sigma
 
 
@@ -36,7 +37,7 @@ class OneStep(nn.Module):
     ``D(x, sigma)`` (a module's parameters and train/eval mode are shared).
     """
 
-    def __init__(self, denoiser: Callable[..., torch.Tensor], sigma_max: float = 80.0) -> None:
+    def __init__(self, denoiser: Callable[..., torch.Tensor], sigma_max: float = SIGMA_MAX) -> None:
         super().__init__()
         self.denoiser = denoiser
         self.sigma_max = float(sigma_max)
@@ -45,7 +46,7 @@ class OneStep(nn.Module):
         return self.denoiser(self.sigma_max * eps, self.sigma_max)
 
 
-def one_step(denoiser: Callable[..., torch.Tensor], sigma_max: float = 80.0) -> OneStep:
+def one_step(denoiser: Callable[..., torch.Tensor], sigma_max: float = SIGMA_MAX) -> OneStep:
     """Wrap a denoiser as the one-step generator ``G(eps) = D(sigma_max eps; sigma_max)``."""
     return OneStep(denoiser, sigma_max)
 
@@ -56,7 +57,9 @@ class PIDStudent(nn.Module):
     ``forward(z (B, C, S, S), t (B,) | float) -> (B, C, S, S)``.
     """
 
-    def __init__(self, net: nn.Module, sigma_max: float = 80.0, sigma_data: float = 0.5) -> None:
+    def __init__(
+        self, net: nn.Module, sigma_max: float = SIGMA_MAX, sigma_data: float = 0.5
+    ) -> None:
         super().__init__()
         self.net = net
         self.sigma_max = float(sigma_max)
@@ -79,7 +82,7 @@ def build_pid_student(net: nn.Module, spec: dict[str, Any]) -> nn.Module:
 class PIDOneStep(nn.Module):
     """PID generator ``G(eps) = x_theta(smax eps, smin)``: ``(B, C, S, S) -> (B, C, S, S)``."""
 
-    def __init__(self, student: PIDStudent, sigma_min: float = 0.002) -> None:
+    def __init__(self, student: PIDStudent, sigma_min: float = SIGMA_MIN) -> None:
         super().__init__()
         self.student = student
         self.sigma_min = float(sigma_min)
@@ -91,7 +94,7 @@ class PIDOneStep(nn.Module):
 def one_step_generator(model: nn.Module, metadata: dict[str, Any]) -> nn.Module:
     """The one-step generator of a student checkpoint (``kind`` ``piddm`` or ``pid``)."""
     diffusion = metadata.get("diffusion", {})
-    sigma_max = float(diffusion.get("sigma_max", 80.0))
+    sigma_max = float(diffusion.get("sigma_max", SIGMA_MAX))
     if isinstance(model, PIDStudent):
-        return PIDOneStep(model, float(diffusion.get("sigma_min", 0.002)))
+        return PIDOneStep(model, float(diffusion.get("sigma_min", SIGMA_MIN)))
     return OneStep(model, sigma_max)

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import torch
 
+# EDM's grid (Karras et al. 2022, Table 1): the defaults of piddm.config.DiffusionConfig.
+SIGMA_MIN = 0.002
+SIGMA_MAX = 80.0
+RHO = 7.0
+STEPS = 18
+
 
 def karras_sigmas(
-    num_steps: int = 18,
-    sigma_min: float = 0.002,
-    sigma_max: float = 80.0,
-    rho: float = 7.0,
+    num_steps: int = STEPS,
+    sigma_min: float = SIGMA_MIN,
+    sigma_max: float = SIGMA_MAX,
+    rho: float = RHO,
     *,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float64,

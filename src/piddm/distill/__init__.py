@@ -13,14 +13,15 @@ from __future__ import annotations
 
 from piddm.diffusion.one_step import PIDOneStep, PIDStudent, one_step_generator
 from piddm.distill.run import distill
-from piddm.sampling import refinement_nfe, residual_norm_of, student_sampler
+from piddm.sampling import StudentSampler, measured_nfe, residual_norm_of, student_sampler
 
 __all__ = [
     "PIDOneStep",
     "PIDStudent",
+    "StudentSampler",
     "distill",
+    "measured_nfe",
     "one_step_generator",
-    "refinement_nfe",
     "residual_norm_of",
     "student_sampler",
 ]

@@ -30,6 +30,7 @@ import torch.distributed.nn.functional as dist_fn
 from torch import nn
 
 from piddm.diffusion import karras_sigmas
+from piddm.diffusion.schedules import RHO, SIGMA_MAX, SIGMA_MIN
 from piddm.diffusion.utils import append_dims
 from piddm.distill.pairs import PairBank
 from piddm.pdes import PDE
@@ -153,9 +154,9 @@ class PIDObjective:
         teacher: nn.Module,
         lambda_train: float,
         grid_points: int = 250,
-        sigma_min: float = 0.002,
-        sigma_max: float = 80.0,
-        rho: float = 7.0,
+        sigma_min: float = SIGMA_MIN,
+        sigma_max: float = SIGMA_MAX,
+        rho: float = RHO,
         residual_grad: str = "all",
         residual_norm: str = "plain",
     ) -> None:

@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from piddm.atomic import atomic_output
+from piddm.config import DiffusionConfig
 from piddm.diffusion import karras_sigmas, sample_heun
 from piddm.errors import PiddmError
 from piddm.training.distributed import DistInfo, barrier
@@ -51,9 +52,9 @@ class PairSettings:
     steps: int
     refresh_every: int
     refresh_fraction: float
-    sigma_min: float = 0.002
-    sigma_max: float = 80.0
-    rho: float = 7.0
+    sigma_min: float = DiffusionConfig.sigma_min
+    sigma_max: float = DiffusionConfig.sigma_max
+    rho: float = DiffusionConfig.rho
     batch_size: int = 128
 
 

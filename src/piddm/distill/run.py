@@ -28,7 +28,7 @@ from piddm.models import load_any, resolve_model
 from piddm.pdes import PDE, get_pde
 from piddm.training.distributed import DistInfo
 from piddm.training.loop import TrainResult, TrainSpec
-from piddm.training.session import run_session
+from piddm.training.session import RunOptions, run_session
 
 STUDENT_KINDS = ("piddm", "pid")
 
@@ -92,28 +92,22 @@ def build_student(cfg: Config, teacher: nn.Module, teacher_meta: dict[str, Any])
     return student
 
 
-def distill(
-    cfg: Config,
-    teacher: str | os.PathLike[str],
-    *,
-    run_dir: str | os.PathLike[str] | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    device: str = "auto",
-    progress: bool = True,
-) -> TrainResult:
-    """Train a PIDDM or PID student of ``teacher`` as configured (a DDP rank under torchrun)."""
+def distill(cfg: Config, teacher: str | os.PathLike[str], **options: Any) -> TrainResult:
+    """Train a PIDDM or PID student of ``teacher`` as configured (a DDP rank under torchrun);
+    ``options`` are the fields of :class:`~piddm.training.session.RunOptions` (``run_dir``,
+    ``resume``, ``overwrite``, ``device``, ``progress``)."""
+    run = RunOptions(**options)
     if cfg.kind not in STUDENT_KINDS:
         raise PiddmError(f"config kind: 'piddm distill' trains students, got kind {cfg.kind!r}")
     validate_config(cfg)
     teacher_path = str(teacher)
-    with run_session(device) as session:
+    with run_session(run) as session:
         teacher_model, teacher_meta = load_any(teacher_path, session.device)
         check_teacher_matches(cfg, teacher_meta)
         pde = get_pde(cfg.pde.name, cfg.pde.resolution, **cfg.pde.params)
-        run_path, record = session.open_run_dir(cfg, run_dir, resume, overwrite)
+        run_path, record = session.open_run_dir(cfg)
         shape = (pde.num_channels, pde.resolution, pde.resolution)
-        show = progress and session.info.is_main
+        show = session.show_progress
         objective, data = student_objective(
             cfg, pde, teacher_model, teacher_meta, teacher_path, run_path, session.info, show
         )
@@ -126,7 +120,7 @@ def distill(
             sample=one_step_sampler(teacher_meta, shape),
             finish=residual_report(pde),
         )
-        return session.fit(cfg, spec, run_path, record, progress)
+        return session.fit(cfg, spec, run_path, record)
 
 
 def student_objective(

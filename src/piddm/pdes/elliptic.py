@@ -12,10 +12,10 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
-from piddm.pdes.base import PDE, dirichlet_residual_map
-from piddm.pdes.frozen_solve import LinearSolver
+from piddm.pdes.base import PDE, Normalisation, dirichlet_residual_map
+from piddm.pdes.frozen_solve import LinearSolver, solve_shifted_laplacian
 from piddm.pdes.grf import grf2d
-from piddm.pdes.stencil import neg_laplacian_matrix
+from piddm.pdes.stencil import laplacian, neg_laplacian_matrix
 
 PI = math.pi
 
@@ -114,6 +114,55 @@ class DirichletPDE(PDE):
         u = np.zeros_like(a)
         u[1:-1, 1:-1] = u_interior.reshape(self.resolution - 2, self.resolution - 2)
         return np.stack([a, u])
+
+
+class ShiftedLaplacianPDE(DirichletPDE):
+    """``lap u + shift u = a`` with a GRF source ``a``, ``u = 0`` on the boundary: Poisson
+    (``shift = 0``) and Helmholtz (``shift = k**2``); subclasses define :attr:`shift`.
+
+    Discretisation: 5-point Laplacian (:mod:`piddm.pdes.stencil`) plus ``shift u`` at the node;
+    boundary rows ``u / h**2``. The matrix does not depend on the sample, so its factorisation
+    is computed once per (size, shift). ``shift`` must not be a Dirichlet eigenvalue
+    ``pi**2 (m**2 + n**2)``.
+    """
+
+    normalisation: ClassVar[Normalisation] = Normalisation(shift=(0.0, 0.0), scale=(1.0, 0.02))
+    residual_scale: ClassVar[float] = 0.1
+    linear_gaussian: ClassVar[bool] = True
+
+    @property
+    def shift(self) -> float:
+        """The coefficient of ``u`` in the equation."""
+        raise NotImplementedError
+
+    def sample_input(self, rng: np.random.Generator) -> np.ndarray:
+        return self.sample_grf(rng)
+
+    def solve(self, inputs: np.ndarray) -> np.ndarray:
+        a = np.asarray(inputs, dtype=np.float64)
+        # lap u + shift u = a  <=>  (-lap - shift I) u = -a
+        u = shifted_laplacian_factor(self.resolution, self.shift).solve(-a[1:-1, 1:-1].ravel())
+        return self.pack(a, u)
+
+    def interior_solver(self, a: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The interior operator's exact inverse by the sine transform (any device)."""
+        return lambda rhs: solve_shifted_laplacian(rhs, self.h, self.shift)
+
+    def interior_residual(
+        self, a: torch.Tensor, u: torch.Tensor, source: torch.Tensor | None
+    ) -> torch.Tensor:
+        rhs = a[..., 1:-1, 1:-1] if source is None else source
+        operator = laplacian(u, self.h)
+        if self.shift:  # Poisson: no ``0 * u`` term, its residual stays exactly ``lap u - a``
+            operator = operator + self.shift * u[..., 1:-1, 1:-1]
+        return operator - rhs
+
+    def manufactured_solution(self) -> tuple[torch.Tensor, None]:
+        """``u = sin(pi x) sin(2 pi y) exp(x)`` with the exact source ``a = lap u + shift u``
+        in channel 0: ``x`` ``(1, 2, S, S)``, no separate source."""
+        u, lap_u = manufactured_dirichlet_solution(self.resolution)
+        source = lap_u + self.shift * u if self.shift else lap_u
+        return torch.stack([source, u])[None], None
 
 
 class DirichletOperator:

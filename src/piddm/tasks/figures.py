@@ -21,8 +21,11 @@ from piddm.plotting import (
     save_figure,
 )
 
+#: One instance's field ``(C, S, S)``: a tensor (on any device) or an array.
+Field = torch.Tensor | np.ndarray
 
-def _as_array(name: str, value: torch.Tensor | np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+
+def _as_array(name: str, value: Field, shape: tuple[int, ...]) -> np.ndarray:
     array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
     if array.shape != shape:
         raise PiddmError(f"{name} must have shape {shape}, got {array.shape}")
@@ -31,10 +34,10 @@ def _as_array(name: str, value: torch.Tensor | np.ndarray, shape: tuple[int, ...
 
 def plot_task_instance(
     pde: PDE,
-    truth: torch.Tensor | np.ndarray | None,
-    estimate: torch.Tensor | np.ndarray,
-    std: torch.Tensor | np.ndarray,
-    mask: torch.Tensor | np.ndarray,
+    truth: Field | None,
+    estimate: Field,
+    std: Field,
+    mask: Field,
     out: str | Path,
     title: str = "",
     overwrite: bool = True,
@@ -53,10 +56,10 @@ def plot_task_instance(
 
 def task_figure(
     pde: PDE,
-    truth: torch.Tensor | np.ndarray | None,
-    estimate: torch.Tensor | np.ndarray,
-    std: torch.Tensor | np.ndarray,
-    mask: torch.Tensor | np.ndarray,
+    truth: Field | None,
+    estimate: Field,
+    std: Field,
+    mask: Field,
     title: str = "",
 ) -> Figure:
     """The figure of :func:`plot_task_instance` (same arguments, no file)."""

@@ -134,7 +134,11 @@ class LatentOptConfig:
 #: PIDDM-ref's refinement (:func:`refine`): its one set of defaults, different from the task
 #: solver's. ``piddm sample --refine K`` and the bench's ``piddm-ref`` rows
 #: (``generate.refine_steps``) run it with ``K`` steps and the student's physics term.
-REFINE_CONFIG = LatentOptConfig(steps=10, lr=0.05, lambda_infer=1.0)
+#: L-BFGS, not Adam: Adam's per-coordinate steps (about ``lr`` in every coordinate, whatever
+#: the gradient) moved the fields of the shipped students far from their samples and
+#: multiplied their SMSE by 7-30x even at lr 0.003, where 3 line-searched L-BFGS steps kept
+#: it (5 already doubled Poisson's; chosen on training data: benchmarks/LOG.md, "PIDDM-ref").
+REFINE_CONFIG = LatentOptConfig(steps=3, lr=1.0, lambda_infer=1.0, optimizer="lbfgs")
 
 
 @dataclass
@@ -485,6 +489,26 @@ def solve_task(
     return mask, result
 
 
+def refine_counted(
+    generator: LatentGenerator,
+    pde: PDE,
+    eps: torch.Tensor,
+    config: LatentOptConfig | None = None,
+) -> tuple[torch.Tensor, float]:
+    """:func:`refine` and its measured cost: ``(refined latents (B, C, S, S), network passes
+    per latent)``, forward and backward passes through ``G`` during the descent and its final
+    evaluation of the objective (the caller's ``G(refined)`` not included). With Adam that is
+    ``2 steps + 1``; with L-BFGS each step is at least four (the step's gradient and one
+    line-search trial, forward and backward), more when the line search extends."""
+    config = config or REFINE_CONFIG
+    pde.check_fields(eps)
+    zeros = torch.zeros(eps.shape, dtype=torch.float64, device=eps.device)
+    empty = torch.zeros(eps.shape, dtype=torch.bool, device=eps.device)
+    refined, _, _, counted = _run(generator, pde, eps, zeros, empty, config)
+    passes = (counted.forward_rows + counted.backward_rows) / max(eps.shape[0], 1)
+    return refined.to(eps.dtype), passes
+
+
 def refine(
     generator: LatentGenerator,
     pde: PDE,
@@ -496,11 +520,7 @@ def refine(
     ``eps`` ``(B, C, S, S)`` -> refined latents ``(B, C, S, S)``; the output field is
     ``G(refined)``. The same loop as :func:`optimise_latents` with an empty mask (no data
     term); ``config.ensemble`` and ``config.candidates`` are ignored. Default:
-    :data:`REFINE_CONFIG`.
+    :data:`REFINE_CONFIG` (L-BFGS: its line search treats the batch's summed objective as
+    one problem, so a latent's refinement depends on the batch it is refined with).
     """
-    config = config or REFINE_CONFIG
-    pde.check_fields(eps)
-    zeros = torch.zeros(eps.shape, dtype=torch.float64, device=eps.device)
-    empty = torch.zeros(eps.shape, dtype=torch.bool, device=eps.device)
-    refined, _, _, _ = _run(generator, pde, eps, zeros, empty, config)
-    return refined.to(eps.dtype)
+    return refine_counted(generator, pde, eps, config)[0]

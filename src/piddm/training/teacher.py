@@ -33,7 +33,7 @@ from piddm.plotting import dataset_figure, save_figure
 from piddm.training.distributed import barrier, run_on_main
 from piddm.training.loop import STREAM_INIT, TrainResult, TrainSpec, derive_seed
 from piddm.training.objectives import TeacherObjective
-from piddm.training.session import run_session
+from piddm.training.session import RunOptions, run_session
 
 
 def unet_config(cfg: Config, pde: PDE) -> UNetConfig:
@@ -176,34 +176,30 @@ def samples_figure(fields: np.ndarray, pde: PDE, max_rows: int = 4) -> Figure:
 
 
 def train(
-    cfg: Config,
-    *,
-    data: str | os.PathLike[str] | None = None,
-    run_dir: str | os.PathLike[str] | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    device: str = "auto",
-    progress: bool = True,
+    cfg: Config, *, data: str | os.PathLike[str] | None = None, **options: Any
 ) -> TrainResult:
     """Train a teacher as configured (under ``torchrun``: one rank of a DDP job).
 
-    ``data`` overrides ``cfg.data.path`` (the file must then exist). Raises
+    ``data`` overrides ``cfg.data.path`` (the file must then exist); ``options`` are the
+    fields of :class:`~piddm.training.session.RunOptions` (``run_dir``, ``resume``,
+    ``overwrite``, ``device``, ``progress``). Raises
     :class:`PiddmError` for user errors: bad config, missing / mismatching / NaN dataset, an
     existing run directory with checkpoints without ``resume`` or ``overwrite``.
     """
+    run = RunOptions(**options)
     if cfg.kind != "teacher":
         raise PiddmError(f"config kind: 'piddm train' trains teachers, got kind {cfg.kind!r}")
     if data is not None:
         cfg = cfg.replace({"data.path": str(data)})
     validate_config(cfg)
-    with run_session(device) as session:
+    with run_session(run) as session:
         info = session.info
         pde = get_pde(cfg.pde.name, cfg.pde.resolution, **cfg.pde.params)
-        show = progress and info.is_main
+        show = session.show_progress
         path = run_on_main(lambda: ensure_dataset(cfg, pde, data is not None, show), info)
         barrier(info)
         fields = load_training_fields(cfg, pde, path)
-        run_path, record = session.open_run_dir(cfg, run_dir, resume, overwrite)
+        run_path, record = session.open_run_dir(cfg)
         model = build_teacher(cfg, pde)
         if cfg.train.init_from is not None:
             warm_start(model, cfg, pde)
@@ -216,7 +212,7 @@ def train(
             sample=heun_sampler(cfg, pde),
             finish=sample_writer(pde, cfg),
         )
-        return session.fit(cfg, spec, run_path, record, progress)
+        return session.fit(cfg, spec, run_path, record)
 
 
 def warm_start(model: nn.Module, cfg: Config, pde: PDE) -> None:
