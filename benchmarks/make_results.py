@@ -631,8 +631,10 @@ data/PDE-32-test.h5 --out benchmarks/results/PDE-32-physics.json` (LOG.md, "Phys
 """
 
 TASKS_NOTE = """\
-Held-out instances (n in each cell), 3 % of the nodes observed (reconstruction: 3 % of each
-field), the same masks for every method; an error is the mean over instances in percent, ±
+These rows are the 2026-12-02 bench's, with the students shipped then (the ones above were
+retrained since; rerunning both benches with their new rows takes about 2 hours each on this
+machine). Held-out instances (n in each cell), 3 % of the nodes observed (reconstruction: 3 %
+of each field), the same masks for every method; an error is the mean over instances in percent, ±
 the half-width of its 95 % interval, then seconds per instance. Variants are rows of the same
 method with other settings (`variants` of the bench config: e.g. DiffusionPDE's published
 2,000 guided steps, a cheaper PIDDM latent optimisation); "best other baseline" is the lowest

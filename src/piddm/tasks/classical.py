@@ -32,9 +32,6 @@ depend on the other instances.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -43,6 +40,7 @@ from piddm.errors import PiddmError
 from piddm.pdes import PDE
 from piddm.pdes.darcy import Darcy
 from piddm.tasks.darcy_adjoint import (
+    MapConfig,
     PhaseData,
     darcy_forward_posterior,
     darcy_map_phase,
@@ -57,38 +55,6 @@ FLOOR_BURN_IN = 1000
 FLOOR_THIN = 20
 #: Independent chains of the Darcy forward floor (their disagreement is its Monte Carlo error).
 FLOOR_CHAINS = 2
-
-
-@dataclass(frozen=True)
-class MapConfig:
-    """Settings of the Darcy MAP (module doc). The defaults are the setting with the lowest
-    error rate on 20 training instances of the 32^2 inverse problem
-    (benchmarks/results/darcy-32-inverse-map-sweep.json: 7.2 % against 7.7 % at 300 steps)."""
-
-    sigma: float = 0.01  # observation scale, relative to the rms of each channel's observations
-    t0: float = 1.0  # initial temperature of the relaxed threshold (x the std of g)
-    t1: float = 0.05  # final temperature
-    steps: int = 600  # Adam steps per start
-    lr: float = 0.05  # Adam learning rate on the white noise
-    starts: int = 4  # optimisations per instance; the lowest final objective wins
-    candidates: int = 64  # prior draws screened for the starts (the best `starts` by J at t0)
-
-    def __post_init__(self) -> None:
-        for name in ("sigma", "t0", "t1", "lr"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise PiddmError(f"MAP setting {name} must be a number, got {value!r}")
-            if not (math.isfinite(value) and value > 0):
-                raise PiddmError(f"MAP setting {name} must be positive and finite, got {value!r}")
-        for name in ("steps", "starts", "candidates"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise PiddmError(f"MAP setting {name} must be a positive integer, got {value!r}")
-        if self.candidates < self.starts:
-            raise PiddmError(
-                f"MAP setting candidates ({self.candidates}) must be at least starts "
-                f"({self.starts})"
-            )
 
 
 def _gaussian_supported(pde: PDE) -> tuple[bool, str | None]:
