@@ -18,7 +18,9 @@ under the same masks, drawn as the bench draws a task's (:func:`piddm.bench.benc
 metrics of ``piddm solve`` (:func:`piddm.metrics.task_metrics`) of the ensemble mean, the
 mean relative L2 of the ensemble's members one by one (``member_rel_l2_*``: with a fixed
 member error, the mean's error is lower the more the members differ) and the seconds per
-instance.
+instance. With ``--start RUN`` a setting holding ``start=true`` begins from the amortised
+start network (``piddm amortise``); ``--offset -100`` then takes the last 100 instances of a
+training file whose last ``data.n_holdout`` fields the start network did not see.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from piddm.models import load_any
 from piddm.pdes import PDE
 from piddm.sampling import pde_of
 from piddm.tasks import TASKS, LatentOptConfig, solve_task
+from piddm.tasks.start import load_start
 
 Settings = TypeVar("Settings")
 
@@ -59,9 +62,14 @@ def replace_fields(defaults: Settings, text: str) -> Settings:
         raise SystemExit(f"error: {exc}") from None
 
 
-def parse_setting(text: str) -> LatentOptConfig:
-    """``"ensemble=8,steps=100"`` -> the bench's settings with those fields replaced."""
-    return replace_fields(BENCH_SETTINGS, text)
+def parse_setting(text: str) -> tuple[LatentOptConfig, bool]:
+    """``"ensemble=8,steps=100"`` -> the bench's settings with those fields replaced, and
+    whether the setting starts from the amortised start network (``start=true`` in it)."""
+    items = [item for item in text.split(",") if item.strip()]
+    start = [item for item in items if item.replace(" ", "").startswith("start=")]
+    rest = ",".join(item for item in items if item not in start)
+    use_start = bool(start) and start[-1].split("=", 1)[1].strip().lower() in ("1", "true", "yes")
+    return (replace_fields(BENCH_SETTINGS, rest) if rest else BENCH_SETTINGS), use_start
 
 
 def member_errors(pde: PDE, samples: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -83,6 +91,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--setting", action="append", required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--start", help="Amortised start network for the settings with start=true (piddm amortise)."
+    )
+    parser.add_argument(
+        "--offset",
+        type=int,
+        default=0,
+        help="First instance (negative: from the end, e.g. -100 for the last 100 of a training "
+        "file whose start network held out its last 200).",
+    )
     args = parser.parse_args()
     settings = [parse_setting(text) for text in args.setting]
 
@@ -90,10 +108,17 @@ def main() -> None:
     student, meta = load_any(args.model)
     pde = pde_of(meta)
     generator = one_step_generator(student.eval().requires_grad_(False), meta)
-    truth = torch.from_numpy(read_dataset(args.data, limit=args.n).fields.astype(np.float64))
+    start_net = load_start(args.start, pde) if args.start else None
+    fields = read_dataset(args.data).fields
+    first = args.offset if args.offset >= 0 else len(fields) + args.offset
+    truth = torch.from_numpy(fields[first : first + args.n].astype(np.float64))
+    if len(truth) < args.n:
+        raise SystemExit(f"error: {args.data} has no {args.n} instances from {first}")
     mask = bench_masks(pde, args.task, args.n, args.fraction, seed=args.seed)
     rows = []
-    for config in settings:
+    for config, use_start in settings:
+        if use_start and start_net is None:
+            raise SystemExit("error: a setting says start=true: pass --start")
         start = time.perf_counter()
         _, result = solve_task(
             generator,
@@ -104,11 +129,13 @@ def main() -> None:
             config,
             rng=torch.Generator().manual_seed(args.seed + 1),
             mask=mask,
+            start=start_net if use_start else None,
             return_samples=True,
         )
         seconds = (time.perf_counter() - start) / args.n
         row = {
             "setting": {k: v for k, v in asdict(config).items() if k != "batch_size"},
+            "start": use_start,
             **task_metrics(pde, result.estimate.numpy(), truth.numpy()),
             **member_errors(pde, result.samples.numpy(), truth.numpy()),
             "seconds_per_instance": seconds,
@@ -120,6 +147,8 @@ def main() -> None:
         "data": str(args.data),
         "task": args.task,
         "n": args.n,
+        "offset": args.offset,
+        "start": args.start,
         "fraction": args.fraction,
         "rows": rows,
     }

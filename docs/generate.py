@@ -86,8 +86,10 @@ the key before any work starts (numbers must be finite, integers below 2**63). A
 overridden on the command line with `--set section.key=value`, and `piddm train --config
 FILE --dry-run` checks a config, its dataset and its network without training.
 
-`kind` is `teacher` (`piddm train`), `piddm` or `pid` (`piddm distill`). A student's
-architecture and noise schedule come from its teacher's checkpoint.
+`kind` is `teacher` (`piddm train`), `piddm` or `pid` (`piddm distill`), or `start` (`piddm
+amortise`: a student's amortised start network, whose `net` section sizes its own U-Net and
+whose `start` section says what it trains on). A student's architecture and noise schedule
+come from its teacher's checkpoint.
 """
 
 CONFIG_FOOTER = (
@@ -163,6 +165,8 @@ AREAS: list[tuple[str, str]] = [
     ("commands/sample.py", "`piddm sample`"),
     ("sampling.py", "Sampling (`piddm sample`)"),
     ("commands/solve.py", "`piddm solve`"),
+    ("commands/amortise.py", "`piddm amortise`"),
+    ("tasks/amortise.py", "`piddm amortise`"),
     ("tasks/", "Tasks and observation files (`piddm solve`)"),
     ("commands/evaluate.py", "`piddm eval`"),
     ("metrics.py", "Metrics (`piddm eval`)"),

@@ -41,6 +41,7 @@ from piddm.diffusion.one_step import build_pid_student
 from piddm.diffusion.preconditioning import EDMPrecond
 from piddm.errors import PiddmError
 from piddm.nets import UNetConfig, build_unet
+from piddm.nets.start import build_start_net
 
 CHECKPOINT_FORMAT = "piddm-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -57,11 +58,13 @@ def _build_edm(net: nn.Module, spec: dict[str, Any]) -> nn.Module:
 
 #: Builders of the outer denoiser around the inner U-Net, by ``metadata["precond"]["type"]``:
 #: the teacher's and the PIDDM student's ``edm``, the PID student's ``pid``
-#: (:mod:`piddm.diffusion.one_step`); another parametrisation adds itself with
+#: (:mod:`piddm.diffusion.one_step`), the amortised start network's ``start``
+#: (:mod:`piddm.nets.start`); another parametrisation adds itself with
 #: :func:`register_precond`.
 PRECONDITIONERS: dict[str, Callable[[nn.Module, dict[str, Any]], nn.Module]] = {
     "edm": _build_edm,
     "pid": build_pid_student,
+    "start": build_start_net,
 }
 
 

@@ -24,7 +24,9 @@ Kinds
 -----
 ``kind`` names what a run trains; :data:`KINDS` lists the accepted values: ``teacher`` (an
 EDM denoiser, docs/method.md, "EDM teacher", ``piddm train``), ``piddm`` and ``pid``
-(one-step students, docs/method.md, "PIDDM student" and "PID student", ``piddm distill``).
+(one-step students, docs/method.md, "PIDDM student" and "PID student", ``piddm distill``),
+``start`` (a student's amortised start network, docs/method.md, "Amortised start",
+``piddm amortise``, which reads the ``start`` section, :class:`StartConfig`).
 Students read the ``distill`` section
 (:class:`DistillConfig`); teachers ignore it. A student's ``net`` and ``diffusion`` sections
 are the teacher's (its checkpoint is authoritative).
@@ -54,7 +56,7 @@ from piddm.pdes.base import ResidualNorm
 _Settings = TypeVar("_Settings")
 
 #: Accepted values of :attr:`Config.kind`.
-KINDS: tuple[str, ...] = ("teacher", "piddm", "pid")
+KINDS: tuple[str, ...] = ("teacher", "piddm", "pid", "start")
 
 
 # ----------------------------------------------------------------------------- range checks
@@ -282,12 +284,34 @@ class DistillConfig:
     pair_targets: Literal["teacher", "solved"] = "teacher"
 
 
+#: The tasks an amortised start network can be trained on (:mod:`piddm.tasks.masks`).
+StartTask = Literal["forward", "inverse", "reconstruct"]
+
+
+@dataclass(frozen=True)
+class StartConfig:
+    """Amortised-start settings (``kind: start``; docs/method.md, "Amortised start").
+
+    Every training step draws one of ``tasks`` and an observed fraction log-uniformly in
+    ``[obs_fraction_min, obs_fraction_max]`` (the same for the whole batch), masks each
+    training field with the PDE's observation model and trains ``E`` so that the frozen
+    student's ``G(E(y, M))`` matches the whole field: the loss is the mean squared error in
+    normalised units plus ``latent_penalty * ((|eps0|^2 - d) / d)^2``, which keeps the start
+    at the norm of typical latents (``d = C S S``).
+    """
+
+    tasks: tuple[StartTask, ...] = ("forward", "inverse", "reconstruct")
+    obs_fraction_min: float = setting(0.01, check=Check(lo=0, hi=1, lo_open=True))
+    obs_fraction_max: float = setting(0.1, check=Check(lo=0, hi=1, lo_open=True))
+    latent_penalty: float = setting(0.1, check=NON_NEGATIVE)
+
+
 @dataclass(frozen=True)
 class Config:
     """A complete run configuration (see the module docstring)."""
 
     pde: PDEConfig
-    kind: Literal["teacher", "piddm", "pid"] = "teacher"
+    kind: Literal["teacher", "piddm", "pid", "start"] = "teacher"
     data: DataConfig = setting(factory=DataConfig)
     net: NetConfig = setting(factory=NetConfig)
     diffusion: DiffusionConfig = setting(factory=DiffusionConfig)
@@ -295,6 +319,7 @@ class Config:
     optim: OptimConfig = setting(factory=OptimConfig)
     train: TrainConfig = setting(factory=TrainConfig)
     distill: DistillConfig = setting(factory=DistillConfig)
+    start: StartConfig = setting(factory=StartConfig)
 
     def replace(self, overrides: Mapping[str, Any]) -> Config:
         """A validated copy with ``overrides`` (nested or dotted keys) applied."""
@@ -426,6 +451,16 @@ def validate_config(cfg: Config) -> None:
         raise PiddmError(
             f"config distill.std_weight: the spread term needs optim.batch_size >= 2, got "
             f"{cfg.optim.batch_size}"
+        )
+    if cfg.start.obs_fraction_min > cfg.start.obs_fraction_max:
+        raise PiddmError(
+            f"config start.obs_fraction_min: {cfg.start.obs_fraction_min:g} is above "
+            f"start.obs_fraction_max {cfg.start.obs_fraction_max:g}"
+        )
+    if not cfg.start.tasks or len(set(cfg.start.tasks)) != len(cfg.start.tasks):
+        raise PiddmError(
+            f"config start.tasks: expected a non-empty list of distinct tasks, got "
+            f"{list(cfg.start.tasks)}"
         )
     if not cfg.train.desc or any(c in cfg.train.desc for c in "/\\ \t\n"):
         raise PiddmError(

@@ -24,6 +24,7 @@ from piddm.bench.figures import task_metric, time_vs_error_figure
 from piddm.bench.report import COLUMNS, markdown_table
 from piddm.bench.runner import row_label
 from piddm.cli import main
+from piddm.config import config_from_dict
 from piddm.data.generate import sample_seed
 from piddm.errors import PiddmError
 from piddm.metrics import per_sample_relative_residual, relative_l2, solver_consistency
@@ -31,6 +32,7 @@ from piddm.models import load_any
 from piddm.pdes import get_pde
 from piddm.sampling import latents, make_sampler
 from piddm.tasks import make_mask
+from piddm.tasks.amortise import amortise
 from piddm.tasks.gaussian_posterior import gaussian_posterior
 
 TASKS = ("generate", "forward", "inverse", "reconstruct")
@@ -368,6 +370,53 @@ def test_missing_models_skip_their_rows_with_a_warning(bench, capsys) -> None:
     payload = json.loads((root / "out" / "bench.json").read_text())
     assert [(r["method"], r["task"]) for r in payload["rows"]] == [("eci", "generate")]
     assert any("pid" in note for note in payload["notes"])
+
+
+def test_start_rows_begin_at_the_amortised_start(bench, tmp_path: Path) -> None:
+    """A ``piddm-1`` variant with ``start: true`` runs from ``models.start`` (no screening: its
+    NFE is the ensemble's steps alone); without a start network it is skipped with a note."""
+    root, cfg, _ = bench
+    student = Path(cfg.build.cache_dir) / "piddm"
+    start_cfg = {
+        "kind": "start",
+        "pde": {"name": "darcy", "resolution": 16},
+        "data": {"path": str(root / "train.h5"), "n_holdout": 4},
+        "net": {
+            "base_channels": 8,
+            "channel_mult": [1, 2],
+            "num_res_blocks": 1,
+            "attention": False,
+            "num_groups": 4,
+        },
+        "optim": {"batch_size": 4, "warmup_steps": 0},
+        "train": {"steps": 2, "log_every": 1, "checkpoint_every": 2, "num_samples": 0},
+    }
+    start = amortise(
+        config_from_dict(start_cfg),
+        str(student),
+        run_dir=tmp_path / "start",
+        device="cpu",
+        progress=False,
+    ).checkpoint
+    variants = {"piddm-1": {"amortised": {"start": True, "steps": 1, "ensemble": 2}}}
+    raw = bench_dict(
+        root,
+        methods=["piddm-1"],
+        variants=variants,
+        models={"piddm": str(student), "start": str(start)},
+    )
+    raw["tasks"]["run"] = ["inverse"]
+    raw["out_dir"] = str(tmp_path / "out")
+    del raw["build"]
+    result = run_bench(bench_config_from_dict(raw), progress=False)
+    rows = {r["variant"]: r for r in result.rows if r["task"] == "inverse"}
+    assert set(rows) == {None, "amortised"}
+    assert rows["amortised"]["nfe"] == 2 * (1 + 1) + 2 * 1 and rows["amortised"]["n"] == TASK_N
+    assert rows[None]["nfe"] > rows["amortised"]["nfe"]
+    del raw["models"]["start"]
+    result = run_bench(bench_config_from_dict(raw), progress=False)
+    assert {r["variant"] for r in result.rows} == {None}
+    assert any("'piddm-1 (amortised)' skipped: no 'start' model" in n for n in result.notes)
 
 
 def test_classical_rows_need_no_model(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ A bench config is a YAML mapping::
     pde:       {name: darcy, resolution: 32, params: {}}
     reference: {path: data/darcy-32-test.h5, n: 1024, seed: 1}   # HELD-OUT solver data
     models:    {teacher: runs/darcy-32-teacher, pidm: ..., piddm: ..., piddm_lambda0: ...,
-                pid: ...}                                         # each optional
+                pid: ..., start: ...}                             # each optional
     build:     {cache_dir: ..., teacher_config: configs/smoke.yaml, ...}  # optional (smoke)
     generate:  {n: 512, seed: 0, batch_size: 64, teacher_steps: 18, refine_steps: 10,
                 n_per_method: {diffusionpde: 64}, consistency: true}
@@ -90,7 +90,7 @@ CLASSICAL_METHODS: tuple[str, ...] = ("map", "bayes-floor")
 #: The one-step students, whose task rows run latent optimisation.
 STUDENT_METHODS: tuple[str, ...] = ("pid", "piddm-1")
 #: The models a bench reads (``models`` keys).
-MODEL_NAMES: tuple[str, ...] = ("teacher", "pidm", "piddm", "piddm_lambda0", "pid")
+MODEL_NAMES: tuple[str, ...] = ("teacher", "pidm", "piddm", "piddm_lambda0", "pid", "start")
 
 
 def raw_mapping() -> Any:
@@ -116,6 +116,9 @@ class ModelsConfig:
     piddm: str | None = None
     piddm_lambda0: str | None = None
     pid: str | None = None
+    #: The PIDDM student's amortised start network (``piddm amortise``): task rows whose
+    #: settings say ``start: true`` begin their latent optimisation from it.
+    start: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,8 @@ class LatentOverrides:
     candidates: int | None = setting(None, check=NON_NEGATIVE)
     solver_members: bool | None = None
     residual_norm: ResidualNorm | None = None
+    start: bool | None = None
+    start_spread: float | None = setting(None, check=NON_NEGATIVE)
 
 
 #: The latent-optimisation settings of the tasks (fields of both classes below).
@@ -188,9 +193,10 @@ class TasksConfig:
     also run the lambda0 student on the tasks; ``batch_size`` instances go through a baseline
     at once; ``ensemble``, ``steps``,
     ``lr``, ``lambda_infer``, ``optimizer``, ``candidates``, ``solver_members``,
-    ``residual_norm``: the latent
+    ``residual_norm``, ``start_spread``: the latent
     optimisation of the one-step students (:class:`piddm.tasks.LatentOptConfig`, whose
-    defaults they keep unless set);
+    defaults they keep unless set); ``start``: begin it from the ``models.start`` network
+    (PIDDM only; docs/method.md, "Amortised start");
     ``forward`` / ``inverse`` / ``reconstruct``: :class:`LatentOverrides` of those settings
     for one task.
     """
@@ -211,6 +217,8 @@ class TasksConfig:
     candidates: int = setting(LatentOptConfig.candidates, check=NON_NEGATIVE)
     solver_members: bool = LatentOptConfig.solver_members
     residual_norm: ResidualNorm = LatentOptConfig.residual_norm
+    start: bool = False
+    start_spread: float = setting(LatentOptConfig.start_spread, check=NON_NEGATIVE)
     figure_instance: int = setting(0, check=NON_NEGATIVE)
     forward: LatentOverrides | None = None
     inverse: LatentOverrides | None = None

@@ -3,7 +3,8 @@
 Which model each method runs on (:data:`METHOD_MODEL`): the baselines DiffusionPDE, CoCoGen,
 ECI and D-Flow all use the *same* teacher; ``pidm`` is a teacher trained with the residual
 loss; ``piddm-1`` / ``piddm-ref`` the PIDDM student, ``pid`` the PID student, and the
-``lambda0`` variant of ``piddm-1`` the pure-distillation student. The classical rows (``map``,
+``lambda0`` variant of ``piddm-1`` the pure-distillation student, its task rows with
+``start: true`` the student's amortised start network (``start``). The classical rows (``map``,
 ``bayes-floor``) need no model.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from piddm.bench.config import MODEL_NAMES, BenchConfig, bench_config_to_dict
+from piddm.bench.config import MODEL_NAMES, BenchConfig, bench_config_to_dict, config_variants
 from piddm.checkpoint import CHECKPOINT_DIR, FINAL_NAME, resolve_checkpoint
 from piddm.config import config_to_dict, load_config
 from piddm.distill.config import student_config
@@ -48,6 +49,7 @@ EXPECTED_KINDS: dict[str, tuple[str, ...]] = {
     "piddm": ("piddm",),
     "piddm_lambda0": ("piddm",),
     "pid": ("pid",),
+    "start": ("start",),
 }
 BUILD_FILE = "build.json"
 
@@ -69,7 +71,17 @@ def needed_models(cfg: BenchConfig) -> list[str]:
     names = {METHOD_MODEL[m] for m in cfg.methods if m in METHOD_MODEL}
     if "piddm-1" in cfg.methods:
         names.add("piddm_lambda0")
+        if uses_start(cfg):
+            names.add("start")
     return [n for n in MODEL_NAMES if n in names]
+
+
+def uses_start(cfg: BenchConfig) -> bool:
+    """Whether a PIDDM task row starts from the amortised start (``start: true`` in the
+    ``tasks`` section, one task's overrides or a ``piddm-1`` variant)."""
+    rows = [cfg.tasks.latent_settings(task) for task in cfg.tasks.run]
+    rows += [v.settings for v in config_variants(cfg) if v.method == "piddm-1"]
+    return any(row.get("start") for row in rows)
 
 
 def build_models(

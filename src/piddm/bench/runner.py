@@ -364,13 +364,17 @@ def run_task(
         return _run_classical(ctx, entry, task, truth, mask)
     assert entry.model is not None
     if entry.method in STUDENT_METHODS:
-        config = LatentOptConfig(**{**tasks.latent_settings(task), **entry.settings})
+        settings = {**tasks.latent_settings(task), **entry.settings}
+        start = _start_network(ctx, entry) if settings.pop("start") else None
+        config = LatentOptConfig(**settings)
         generator = one_step_generator(entry.model.model, entry.model.metadata)
         rng = torch.Generator().manual_seed(tasks.seed)
         results: list[Any] = []
 
         def solve() -> torch.Tensor:
-            results.append(optimise_latents(generator, ctx.pde, truth, mask, config, rng=rng))
+            results.append(
+                optimise_latents(generator, ctx.pde, truth, mask, config, rng=rng, start=start)
+            )
             return results[-1].estimate
 
         estimate, seconds = _timed(ctx, solve)
@@ -384,6 +388,17 @@ def run_task(
         truth_np, mask_np = truth.cpu().numpy(), mask.cpu().numpy()
         outcome.fields = np.where(mask_np, truth_np, outcome.fields)
     return outcome
+
+
+def _start_network(ctx: _Context, entry: Entry) -> torch.nn.Module:
+    """The ``start`` model for a PIDDM row with ``start: true`` (:func:`_entries` skips such
+    rows when there is none)."""
+    if entry.method != "piddm-1" or "start" not in ctx.models:
+        raise PiddmError(
+            f"config tasks.start / variants: the {entry.method} rows cannot start from an "
+            "amortised start (it needs the PIDDM student and a models.start network)"
+        )
+    return ctx.models["start"].model
 
 
 def _run_classical(
@@ -506,11 +521,13 @@ def _entries(ctx: _Context, notes: list[str]) -> list[Entry]:
                 entries.append(Entry(method, "lambda0", ablation, tasks=cfg.tasks.ablation))
             else:
                 notes.append("ablation 'piddm-1 (lambda0)' skipped: no 'piddm_lambda0' model")
-        entries += [
-            Entry(method, v.label, model, v.settings, v.n, generate=False)
-            for v in variants
-            if v.method == method
-        ]
+        for v in variants:
+            if v.method != method:
+                continue
+            if v.settings.get("start") and "start" not in ctx.models:
+                notes.append(f"variant '{method} ({v.label})' skipped: no 'start' model")
+                continue
+            entries.append(Entry(method, v.label, model, v.settings, v.n, generate=False))
     notes += [
         f"variant '{v.method} ({v.label})' skipped: {v.method} is not in methods"
         for v in variants
@@ -637,4 +654,7 @@ def _warm_up(models: Any, pde: PDE, device: torch.device) -> None:
     x = torch.zeros((1, pde.num_channels, pde.resolution, pde.resolution), device=device)
     with torch.no_grad():
         for entry in models:
-            entry.model(x, torch.ones(1, device=device))
+            if entry.name == "start":  # a start network takes observations and their mask
+                entry.model(x, x)
+            else:
+                entry.model(x, torch.ones(1, device=device))

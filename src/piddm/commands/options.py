@@ -160,10 +160,17 @@ def default_option(
     )
 
 
-def settings_from_params(cls: type[T], **overrides: Any) -> T:
+def settings_from_params(cls: type[T], base: T | None = None, **overrides: Any) -> T:
     """The dataclass ``cls`` with each field named like an option of the running command set
     to that option's value (``--lambda-infer`` -> ``lambda_infer``), then ``overrides``; other
-    fields keep their defaults. The counterpart of :func:`default_option`."""
-    params = click.get_current_context().params
-    values = {f.name: params[f.name] for f in dataclasses.fields(cls) if f.name in params}
+    fields keep their defaults. With a ``base`` instance, options left at their default
+    take ``base``'s value instead (another set of defaults, e.g. ``piddm solve --start``'s).
+    The counterpart of :func:`default_option`."""
+    ctx = click.get_current_context()
+    names = [f.name for f in dataclasses.fields(cls) if f.name in ctx.params]
+    values = {name: ctx.params[name] for name in names}
+    if base is not None:
+        for name in names:
+            if ctx.get_parameter_source(name) is click.core.ParameterSource.DEFAULT:
+                values[name] = getattr(base, name)
     return cls(**{**values, **overrides})

@@ -19,7 +19,7 @@ from piddm.commands.options import (
 from piddm.jsonio import emit_json
 from piddm.pdes.base import RESIDUAL_NORMS
 from piddm.progress import show_progress
-from piddm.tasks.latent import LatentOptConfig
+from piddm.tasks.latent import START_CONFIG, LatentOptConfig
 from piddm.tasks.masks import MASK_MODES, TASKS
 from piddm.tasks.solve import check_solve_inputs, run_solve
 
@@ -54,6 +54,15 @@ from piddm.tasks.solve import check_solve_inputs, run_solve
     "--obs-fraction.",
 )
 @click.option("--n", "n", type=INT64, default=None, help="Solve the first N instances [all].")
+@click.option(
+    "--start",
+    default=None,
+    help="The student's amortised start network (piddm amortise: checkpoint, run directory or "
+    "pretrained name): every instance's latents start near its prediction, nothing is "
+    f"screened, and the options below that are not given take its settings (ensemble "
+    f"{START_CONFIG.ensemble}, steps {START_CONFIG.steps}, lambda-infer "
+    f"{START_CONFIG.lambda_infer:g}, residual-norm {START_CONFIG.residual_norm}).",
+)
 # 8 latents x 100 steps: at the cost of 4 x 200, a lower error (benchmarks/task_sweep.py).
 @default_option("--ensemble", LatentOptConfig, INT64, "Latents per instance.")
 # Screening 256 draws lowered the task errors by 2-6 points on training instances, except
@@ -104,6 +113,7 @@ def command(
     obs_file: str | None,
     masks: str,
     n: int | None,
+    start: str | None,
     ensemble: int,
     candidates: int,
     steps: int,
@@ -152,7 +162,7 @@ def command(
         figures=figures,
         overwrite=overwrite,
     )
-    config = settings_from_params(LatentOptConfig)
+    config = settings_from_params(LatentOptConfig, base=START_CONFIG if start else None)
     report = run_solve(
         task,
         model,
@@ -166,6 +176,7 @@ def command(
         out_path=out_path,
         figure_dir=figure_dir,
         device=device,
+        start=start,
         progress=show_progress(quiet=as_json),
     )
     summary = report.summary

@@ -20,6 +20,10 @@ Tasks (forward, inverse, reconstruction) optimise ``B = ensemble`` latents per i
 report the ensemble mean of ``x_mix`` as the estimate and its standard deviation as the
 uncertainty. With ``candidates = K > B`` the ``B`` starting latents are the ones with the
 lowest initial ``J`` among ``K`` prior draws per instance (screened without gradients).
+With an amortised start network ``E`` (:mod:`piddm.tasks.start`; docs/method.md, "Amortised
+start") the ``B`` latents of an instance start instead at ``eps0 + start_spread * xi_b``,
+``eps0 = E(y, M)`` and ``xi_b ~ N(0, I)`` (projected onto the sphere with ``projection``),
+and nothing is screened.
 With ``solver_members`` every optimised member is then replaced by the numerical solver's
 field for its own input, ``x_m <- M * x' + (1 - M) * solve(admissible(input of x_m))``: the
 members satisfy the discrete PDE to solver tolerance wherever the solution is not observed
@@ -51,6 +55,7 @@ from piddm.errors import PiddmError
 from piddm.pdes import PDE
 from piddm.pdes.base import RESIDUAL_NORMS, ResidualNorm
 from piddm.tasks.masks import check_fraction, make_mask, validate_mask, validate_observations
+from piddm.tasks.start import start_latents
 
 #: A one-step generator: latents ``(R, C, S, S)`` -> normalised fields ``(R, C, S, S)``.
 LatentGenerator = Callable[[torch.Tensor], torch.Tensor]
@@ -85,6 +90,8 @@ class LatentOptConfig:
       the optimisation; with ``K <= B`` (e.g. 0) the ``B`` latents are not screened.
     * ``solver_members``: replace each optimised member by the PDE solver's field for its
       own input (one solve per member, milliseconds at 32^2), the observations kept.
+    * ``start_spread``: with a start network, the standard deviation of the perturbations
+      that make the ``B`` members' starting latents differ (ignored without one).
 
     The defaults are ``piddm solve``'s, chosen on training instances of the 32^2 Darcy and
     Poisson tasks (``benchmarks/RESULTS.md``, "task settings"); the Poisson forward problem
@@ -102,6 +109,7 @@ class LatentOptConfig:
     candidates: int = 256
     solver_members: bool = False
     residual_norm: ResidualNorm = "plain"
+    start_spread: float = 0.3
 
     def __post_init__(self) -> None:
         def integer(name: str, value: object, low: int) -> None:
@@ -118,6 +126,8 @@ class LatentOptConfig:
             raise PiddmError(f"lr must be positive and at most 3.4e38, got {self.lr!r}")
         if not math.isfinite(self.lambda_infer) or self.lambda_infer < 0:
             raise PiddmError(f"lambda_infer must be >= 0, got {self.lambda_infer!r}")
+        if not math.isfinite(self.start_spread) or self.start_spread < 0:
+            raise PiddmError(f"start_spread must be >= 0, got {self.start_spread!r}")
         if not math.isfinite(self.penalty) or self.penalty < 0:
             raise PiddmError(f"penalty must be >= 0, got {self.penalty!r}")
         if self.residual_norm not in RESIDUAL_NORMS:
@@ -139,6 +149,15 @@ class LatentOptConfig:
 #: multiplied their SMSE by 7-30x even at lr 0.003, where 3 line-searched L-BFGS steps kept
 #: it (5 already doubled Poisson's; chosen on training data: benchmarks/LOG.md, "PIDDM-ref").
 REFINE_CONFIG = LatentOptConfig(steps=3, lr=1.0, lambda_infer=1.0, optimizer="lbfgs")
+
+#: The task solver's settings from an amortised start (``piddm solve --start``; its options
+#: left unset take these values): the start is near the answer, so few members and steps,
+#: no screening, and the preconditioned physics term (chosen on held-out training instances
+#: of the 32^2 Darcy tasks; on Poisson the screened default stays better: benchmarks/LOG.md,
+#: "Amortised start").
+START_CONFIG = LatentOptConfig(
+    steps=10, ensemble=4, candidates=0, lambda_infer=1.0, residual_norm="preconditioned"
+)
 
 
 @dataclass
@@ -388,6 +407,7 @@ def optimise_latents(
     config: LatentOptConfig | None = None,
     *,
     rng: torch.Generator | None = None,
+    start: nn.Module | None = None,
     return_samples: bool = False,
     progress: bool = False,
 ) -> LatentOptResult:
@@ -397,7 +417,9 @@ def optimise_latents(
     at unobserved nodes); ``mask`` is ``(N, C, S, S)`` or ``(C, S, S)`` (shared by every
     instance), ``True`` / 1 where observed. Initial latents ``(N B, C, S, S)`` are drawn from
     ``rng`` (the best of ``config.candidates`` draws per instance when that exceeds ``B``), so
-    the result is deterministic given its seed. ``progress`` shows a progress bar of the
+    the result is deterministic given its seed; with a ``start`` network
+    (:class:`piddm.nets.start.StartNet` of this generator) they start near its latent
+    instead (module docstring). ``progress`` shows a progress bar of the
     optimiser steps on stderr. Raises :class:`PiddmError` for a bad mask (wrong shape, empty,
     full) or NaN observations at observed nodes.
     """
@@ -407,13 +429,18 @@ def optimise_latents(
     device = obs.device
     mask = mask.to(device).expand_as(obs)
     n, b = obs.shape[0], config.ensemble
-    start = time.perf_counter()
+    began = time.perf_counter()
 
     like = torch.empty((), dtype=_latent_dtype(generator), device=device)
     obs_phys = torch.where(mask, obs, torch.zeros((), dtype=obs.dtype, device=device))
     obs64 = obs_phys.to(torch.float64)
     screened = 0
-    if config.candidates > b:
+    if start is not None:
+        eps0 = start_latents(start, pde, obs64, mask).to(like).repeat_interleave(b, dim=0)
+        eps0 = eps0 + config.start_spread * randn(tuple(eps0.shape), rng, like)
+        if config.projection:
+            _project(eps0)
+    elif config.candidates > b:
         eps0 = _screened_latents(generator, pde, obs64, mask, config, rng, like)
         screened = n * config.candidates
     else:
@@ -436,7 +463,7 @@ def optimise_latents(
     samples = None
     if return_samples:
         samples = torch.where(mask.unsqueeze(1), obs.unsqueeze(1), members.to(obs.dtype))
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - began
     return LatentOptResult(
         estimate=estimate,
         std=std,
@@ -462,13 +489,14 @@ def solve_task(
     *,
     rng: torch.Generator,
     mask: torch.Tensor | None = None,
+    start: nn.Module | None = None,
     return_samples: bool = False,
     progress: bool = False,
 ) -> tuple[torch.Tensor, LatentOptResult]:
     """Forward / inverse / reconstruction of ``truth`` ``(N, C, S, S)`` (physical units).
 
     Draws the masks ``(N, C, S, S)`` from ``rng`` (unless ``mask`` is given), observes
-    ``truth`` there and runs :func:`optimise_latents` with the same ``rng`` (and
+    ``truth`` there and runs :func:`optimise_latents` with the same ``rng`` (and ``start``,
     ``progress``). Returns ``(mask, result)``.
     """
     check_fraction(fraction)
@@ -483,6 +511,7 @@ def solve_task(
         mask,
         config,
         rng=rng,
+        start=start,
         return_samples=return_samples,
         progress=progress,
     )

@@ -38,6 +38,7 @@ from piddm.tasks.observations import (
     check_observation_path,
     read_observations,
 )
+from piddm.tasks.start import load_start
 from piddm.tasks.yardstick import yardstick_entries
 from piddm.training.distributed import DistInfo, resolve_device
 
@@ -115,6 +116,7 @@ def run_solve(
     out_path: Path,
     figure_dir: Path,
     device: str,
+    start: str | None = None,
     progress: bool = False,
 ) -> SolveReport:
     """Solve ``task`` (forward, inverse, reconstruct) for the first ``n`` instances with the
@@ -124,7 +126,9 @@ def run_solve(
     ``data``, when given, is the truth: observed at random (``obs_fraction``) or at
     DiffusionPDE's points (``masks``), or only the reference of the metrics of an
     ``obs_file``'s observations. Masks and initial latents come from ``seed``; ``device``
-    is ``auto``, ``cpu`` or ``cuda``; ``progress`` shows the latent optimisation's progress
+    is ``auto``, ``cpu`` or ``cuda``; ``start`` names the student's amortised start network
+    (:mod:`piddm.tasks.start`; ``None``: prior draws); ``progress`` shows the latent
+    optimisation's progress
     bar. Without a truth the metrics are ``None`` except the residual of the estimates. The
     summary carries the task's yardstick under the same observations
     (:mod:`piddm.tasks.yardstick`): ``yardstick`` names it (``bayes_floor`` or
@@ -146,6 +150,7 @@ def run_solve(
         if instances is not None:
             check_against_truth(observations, instances.fields.shape, data)
     generator = one_step_generator(student, metadata)
+    start_net = None if start is None else load_start(start, pde, torch_device)
     rng = torch.Generator().manual_seed(seed)
     truth = None
     if instances is not None:
@@ -156,21 +161,40 @@ def run_solve(
         mask = task_masks(pde, task, 1.0, rng, n=len(truth), mode=masks).to(torch_device)
         fraction = count / pde.resolution**2
         mask, result = solve_task(
-            generator, pde, truth, task, fraction, config, rng=rng, mask=mask, progress=progress
+            generator,
+            pde,
+            truth,
+            task,
+            fraction,
+            config,
+            rng=rng,
+            mask=mask,
+            start=start_net,
+            progress=progress,
         )
         label = f"DiffusionPDE's {count} points per observed channel"
         values = truth
     elif observations is None:
         assert truth is not None and obs_fraction is not None
         mask, result = solve_task(
-            generator, pde, truth, task, obs_fraction, config, rng=rng, progress=progress
+            generator,
+            pde,
+            truth,
+            task,
+            obs_fraction,
+            config,
+            rng=rng,
+            start=start_net,
+            progress=progress,
         )
         label = f"observed: {pde.observation_label(check_task(task), obs_fraction)}"
         values = truth
     else:
         values = torch.from_numpy(observations.values).to(torch_device)
         mask = torch.from_numpy(observations.mask).to(torch_device)
-        result = optimise_latents(generator, pde, values, mask, config, rng=rng, progress=progress)
+        result = optimise_latents(
+            generator, pde, values, mask, config, rng=rng, start=start_net, progress=progress
+        )
         label = f"{100 * observations.observed_fraction:.3g} % of nodes observed ({obs_file})"
     truth_np = None if truth is None else truth.cpu().numpy()
     mask_np = mask.cpu().numpy()
@@ -217,6 +241,7 @@ def run_solve(
         "nfe": result.nfe + result.nfe_backward,
         "n": len(estimate),
         "task": task,
+        "start": start,
         "observed_fraction": float(mask_np.mean()),
         "out": str(out_path),
         "figures": str(figure_dir),

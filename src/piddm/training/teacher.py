@@ -33,7 +33,7 @@ from piddm.plotting import dataset_figure, save_figure
 from piddm.training.distributed import barrier, run_on_main
 from piddm.training.loop import STREAM_INIT, TrainResult, TrainSpec, derive_seed
 from piddm.training.objectives import TeacherObjective
-from piddm.training.session import RunOptions, run_session
+from piddm.training.session import RunOptions, RunSession, run_session
 
 
 def unet_config(cfg: Config, pde: PDE) -> UNetConfig:
@@ -187,18 +187,10 @@ def train(
     existing run directory with checkpoints without ``resume`` or ``overwrite``.
     """
     run = RunOptions(**options)
-    if cfg.kind != "teacher":
-        raise PiddmError(f"config kind: 'piddm train' trains teachers, got kind {cfg.kind!r}")
-    if data is not None:
-        cfg = cfg.replace({"data.path": str(data)})
-    validate_config(cfg)
+    cfg = data_run_config(cfg, "teacher", "'piddm train' trains teachers", data)
     with run_session(run) as session:
-        info = session.info
         pde = get_pde(cfg.pde.name, cfg.pde.resolution, **cfg.pde.params)
-        show = session.show_progress
-        path = run_on_main(lambda: ensure_dataset(cfg, pde, data is not None, show), info)
-        barrier(info)
-        fields = load_training_fields(cfg, pde, path)
+        _, fields = session_training_fields(cfg, pde, session, data is not None)
         run_path, record = session.open_run_dir(cfg)
         model = build_teacher(cfg, pde)
         if cfg.train.init_from is not None:
@@ -213,6 +205,31 @@ def train(
             finish=sample_writer(pde, cfg),
         )
         return session.fit(cfg, spec, run_path, record)
+
+
+def data_run_config(
+    cfg: Config, kind: str, what: str, data: str | os.PathLike[str] | None
+) -> Config:
+    """The validated config of a run that trains on a dataset: ``kind`` checked (``what``
+    says what the command trains, for the error) and ``data`` replacing ``data.path``."""
+    if cfg.kind != kind:
+        raise PiddmError(f"config kind: {what}, got kind {cfg.kind!r}")
+    if data is not None:
+        cfg = cfg.replace({"data.path": str(data)})
+    validate_config(cfg)
+    return cfg
+
+
+def session_training_fields(
+    cfg: Config, pde: PDE, session: RunSession, explicit: bool
+) -> tuple[Path, torch.Tensor]:
+    """``(dataset path, normalised training fields)`` of a run: the dataset made on rank 0
+    if it is missing (:func:`ensure_dataset`; ``explicit``: given by ``--data``, so it must
+    exist), then read on every rank (:func:`load_training_fields`)."""
+    show = session.show_progress
+    path = run_on_main(lambda: ensure_dataset(cfg, pde, explicit, show), session.info)
+    barrier(session.info)
+    return path, load_training_fields(cfg, pde, path)
 
 
 def warm_start(model: nn.Module, cfg: Config, pde: PDE) -> None:
