@@ -68,6 +68,30 @@ def tiny_config_dict(data_path: Path | str, runs_root: Path | str, **train: obje
     }
 
 
+def tiny_start_config_dict(
+    data_path: Path | str,
+    runs_root: Path | str,
+    n_holdout: int,
+    *,
+    optim: dict | None = None,
+    start: dict | None = None,
+    **train: object,
+) -> dict:
+    """A ``kind: start`` config on 16^2 Darcy with :func:`tiny_config_dict`'s U-Net sizes,
+    optimiser (or ``optim``) and training settings (with ``train`` overrides); ``start``: its
+    ``start`` section (default: the config's)."""
+    teacher = tiny_config_dict(data_path, runs_root, **{"desc": "start", **train})
+    cfg = {
+        "kind": "start",
+        "pde": teacher["pde"],
+        "data": {"path": str(data_path), "n_holdout": n_holdout},
+        "net": teacher["net"],
+        "optim": optim or teacher["optim"],
+        "train": teacher["train"],
+    }
+    return cfg if start is None else {**cfg, "start": start}
+
+
 @pytest.fixture
 def tiny_config(tmp_path: Path, darcy16_dataset: Path):
     """Factory: ``tiny_config(**train_overrides) -> path of a YAML config`` in ``tmp_path``."""
@@ -85,3 +109,10 @@ def tiny_config(tmp_path: Path, darcy16_dataset: Path):
 def piddm_command(*args: str) -> list[str]:
     """argv that runs the ``piddm`` CLI of this interpreter."""
     return [sys.executable, "-m", "piddm", *args]
+
+
+def torchrun_command(*args: str, ranks: int = 2) -> list[str]:
+    """argv that runs the ``piddm`` CLI of this interpreter as a ``ranks``-process ``torchrun``
+    job on this machine."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    return [*launcher, "--nproc_per_node", str(ranks), "-m", "piddm", *args]

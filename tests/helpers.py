@@ -29,9 +29,8 @@ def tiny_unet(channels: int = 2, **overrides: Any) -> UNet:
     return build_unet(UNetConfig(in_channels=channels, **{**TINY_UNET, **overrides}))
 
 
-def cli_user_error(capsys: Any, *args: str) -> str:
-    """Run the ``piddm`` CLI in-process with ``args``; assert that it failed as a user error
-    (exit 2, one ``error: ...`` line on stderr, nothing on stdout) and return that line."""
+def cli_run(args: list[str], capsys: Any) -> tuple[int, str, str]:
+    """Run the ``piddm`` CLI in-process with ``args``: ``(exit code, stdout, stderr)``."""
     import pytest
 
     from piddm.cli import main
@@ -39,8 +38,15 @@ def cli_user_error(capsys: Any, *args: str) -> str:
     with pytest.raises(SystemExit) as info:
         main(list(args))
     out, err = capsys.readouterr()
+    return int(info.value.code), out, err
+
+
+def cli_user_error(capsys: Any, *args: str) -> str:
+    """Run the ``piddm`` CLI in-process with ``args``; assert that it failed as a user error
+    (exit 2, one ``error: ...`` line on stderr, nothing on stdout) and return that line."""
+    code, out, err = cli_run(list(args), capsys)
     lines = [line for line in err.splitlines() if line.strip()]
-    assert info.value.code == 2, err
+    assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith("error: ") and out == "", err
     return lines[0]
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import make_dataset, tiny_config_dict
-from piddm.cli import main
+from helpers import cli_run
 from piddm.config import config_from_dict
 from piddm.data import read_dataset
 from piddm.models import load_any
@@ -23,13 +23,6 @@ def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = make_dataset(root / "d.h5", n=24)
     cfg = config_from_dict(tiny_config_dict(data, root / "runs", steps=4, checkpoint_every=4))
     return train(cfg, run_dir=root / "run", device="cpu", progress=False).checkpoint
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(info.value.code), out, err
 
 
 def test_samples_do_not_depend_on_the_batch_size(teacher: Path) -> None:
@@ -60,7 +53,7 @@ def test_sample_and_eval_cli(
     teacher: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "s.h5"
-    code, stdout, err = run(
+    code, stdout, err = cli_run(
         [
             "sample",
             "--model",
@@ -83,7 +76,7 @@ def test_sample_and_eval_cli(
     samples = read_dataset(out, check_finite=False)
     assert samples.fields.shape == (8, 2, 16, 16) and samples.pde.name == "darcy"
     reference = make_dataset(tmp_path / "ref.h5", n=20)
-    code, stdout, err = run(
+    code, stdout, err = cli_run(
         ["eval", "--samples", str(out), "--reference", str(reference), "--json"], capsys
     )
     assert code == 0, err
@@ -111,7 +104,7 @@ def test_sample_refuses_a_model_of_another_pde_or_resolution(
         (["--pde", "poisson"], "trained for PDE 'darcy'"),
         (["--resolution", "32"], "resolution 16"),
     ):
-        code, _, err = run(
+        code, _, err = cli_run(
             [
                 "sample",
                 "--model",
@@ -127,7 +120,7 @@ def test_sample_refuses_a_model_of_another_pde_or_resolution(
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.h5").exists()
     poisson = make_dataset(tmp_path / "p.h5", name="poisson", n=6)
-    code, _, err = run(
+    code, _, err = cli_run(
         [
             "eval",
             "--samples",

@@ -10,7 +10,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +19,13 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from conftest import SUBPROCESS_ENV, make_dataset, piddm_command, tiny_config_dict
+from conftest import (
+    SUBPROCESS_ENV,
+    make_dataset,
+    piddm_command,
+    tiny_config_dict,
+    torchrun_command,
+)
 from piddm.checkpoint import load_model, read_checkpoint
 from piddm.cli import main
 from piddm.config import config_from_dict, config_to_dict, load_config
@@ -521,11 +526,9 @@ def test_ddp_ranks_stop_together_when_one_rank_gets_sigterm(tiny_config, tmp_pat
     config = str(tiny_config(steps=2000, log_every=2, checkpoint_every=1000))
     run = tmp_path / "ddp"
     launcher = subprocess.Popen(
-        [
-            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-            "-m", "piddm", "train", "--config", config, "--device", "cpu", "--no-progress",
-            "--run-dir", str(run),
-        ],
+        torchrun_command(
+            "train", "--config", config, "--device", "cpu", "--no-progress", "--run-dir", str(run)
+        ),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=SUBPROCESS_ENV,
     )  # fmt: skip
     rank1 = _worker_pid(launcher, rank=1)
@@ -549,10 +552,7 @@ def test_two_process_ddp_matches_one_process(tiny_config, tmp_path: Path):
     )  # fmt: skip
     assert single.returncode == 0, single.stderr
     ddp = subprocess.run(
-        [
-            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-            "-m", "piddm", *args, "--run-dir", str(tmp_path / "two"), "--json",
-        ],
+        torchrun_command(*args, "--run-dir", str(tmp_path / "two"), "--json"),
         capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=300,
     )  # fmt: skip
     assert ddp.returncode == 0, ddp.stderr[-3000:]

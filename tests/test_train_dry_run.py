@@ -10,14 +10,7 @@ import pytest
 import yaml
 
 from conftest import tiny_config_dict
-from piddm.cli import main
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(info.value.code), out, err
+from helpers import cli_run
 
 
 def write(path: Path, raw: dict) -> str:
@@ -29,14 +22,14 @@ def test_dry_run_reports_the_network_and_data_and_writes_nothing(
     darcy16_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write(tmp_path / "c.yaml", tiny_config_dict(darcy16_dataset, tmp_path / "runs"))
-    code, out, err = run(["train", "--config", config, "--dry-run", "--json"], capsys)
+    code, out, err = cli_run(["train", "--config", config, "--dry-run", "--json"], capsys)
     assert code == 0, err
     summary = json.loads(out)
     assert summary["dry_run"] is True and summary["data_samples"] == 32
     assert summary["config"]["pde"] == {"name": "darcy", "resolution": 16, "params": {}}
     assert 1_000 < summary["parameters"] < 100_000  # the ~20 k-parameter tiny U-Net
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]  # no run directory
-    code, out, _ = run(["train", "--config", config, "--dry-run", "--steps", "7"], capsys)
+    code, out, _ = cli_run(["train", "--config", config, "--dry-run", "--steps", "7"], capsys)
     assert code == 0 and out.startswith("config OK: darcy 16^2 teacher") and "7 steps" in out
 
 
@@ -45,7 +38,7 @@ def test_dry_run_accepts_a_dataset_that_would_be_generated(
 ) -> None:
     raw = tiny_config_dict(tmp_path / "later.h5", tmp_path / "runs")
     raw["data"]["n"] = 4
-    code, out, err = run(
+    code, out, err = cli_run(
         ["train", "--config", write(tmp_path / "c.yaml", raw), "--dry-run"], capsys
     )
     assert code == 0, err
@@ -76,7 +69,7 @@ def test_dry_run_refuses_what_training_would_refuse(
     for key, value in change.items():
         raw[key] = {**raw[key], **value} if isinstance(value, dict) else value
     config = write(tmp_path / "c.yaml", raw)
-    code, out, err = run(["train", "--config", config, "--dry-run", *extra], capsys)
+    code, out, err = cli_run(["train", "--config", config, "--dry-run", *extra], capsys)
     assert code == 2 and out == "" and message in err, err
     assert err.startswith("error: ") and len(err.splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]

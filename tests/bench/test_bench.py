@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import make_dataset, tiny_config_dict
+from conftest import make_dataset, tiny_config_dict, tiny_start_config_dict
 from piddm.bench import (
     METHODS,
     ROW_KEYS,
@@ -377,20 +377,15 @@ def test_start_rows_begin_at_the_amortised_start(bench, tmp_path: Path) -> None:
     NFE is the ensemble's steps alone); without a start network it is skipped with a note."""
     root, cfg, _ = bench
     student = Path(cfg.build.cache_dir) / "piddm"
-    start_cfg = {
-        "kind": "start",
-        "pde": {"name": "darcy", "resolution": 16},
-        "data": {"path": str(root / "train.h5"), "n_holdout": 4},
-        "net": {
-            "base_channels": 8,
-            "channel_mult": [1, 2],
-            "num_res_blocks": 1,
-            "attention": False,
-            "num_groups": 4,
-        },
-        "optim": {"batch_size": 4, "warmup_steps": 0},
-        "train": {"steps": 2, "log_every": 1, "checkpoint_every": 2, "num_samples": 0},
-    }
+    start_cfg = tiny_start_config_dict(
+        root / "train.h5",
+        tmp_path / "runs",
+        n_holdout=4,
+        optim={"batch_size": 4, "warmup_steps": 0},
+        steps=2,
+        log_every=1,
+        checkpoint_every=2,
+    )
     start = amortise(
         config_from_dict(start_cfg),
         str(student),

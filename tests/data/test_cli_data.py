@@ -10,25 +10,18 @@ from pathlib import Path
 import h5py
 import pytest
 
-from piddm.cli import main
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code), out, err
+from helpers import cli_run
 
 
 def test_generate_show_and_merge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "d.h5"
-    code, stdout, _ = run(
+    code, stdout, _ = cli_run(
         ["data", "generate", "darcy", "-s", "16", "--n", "6", "--out", str(out), "--json"], capsys
     )
     assert code == 0
     summary = json.loads(stdout)
     assert summary["n"] == 6 and summary["out"] == str(out)
-    code, stdout, _ = run(
+    code, stdout, _ = cli_run(
         ["data", "show", str(out), "--out", str(tmp_path / "d.png"), "--json"], capsys
     )
     assert code == 0
@@ -37,9 +30,9 @@ def test_generate_show_and_merge(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert (tmp_path / "d.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for i in range(2):
         args = ["data", "generate", "darcy", "-s", "16", "--n", "6", "--shard", f"{i}/2"]
-        assert run([*args, "--out", str(tmp_path / f"s{i}.h5"), "--quiet"], capsys)[0] == 0
+        assert cli_run([*args, "--out", str(tmp_path / f"s{i}.h5"), "--quiet"], capsys)[0] == 0
     shards = [str(tmp_path / "s0.h5"), str(tmp_path / "s1.h5")]
-    assert run(["data", "merge", *shards, "--out", str(tmp_path / "m.h5")], capsys)[0] == 0
+    assert cli_run(["data", "merge", *shards, "--out", str(tmp_path / "m.h5")], capsys)[0] == 0
     assert (tmp_path / "m.h5").read_bytes() == out.read_bytes()
 
 
@@ -48,15 +41,15 @@ def test_show_says_why_a_files_residual_is_at_float32_round_off(
 ) -> None:
     out = tmp_path / "d.h5"
     args = ["data", "generate", "darcy", "-s", "32", "--n", "4", "--out", str(out), "--quiet"]
-    assert run(args, capsys)[0] == 0
+    assert cli_run(args, capsys)[0] == 0
     show = ["data", "show", str(out), "--out", str(tmp_path / "d.png"), "-k", "2"]
-    code, stdout, _ = run([*show, "--json"], capsys)
+    code, stdout, _ = cli_run([*show, "--json"], capsys)
     shown = json.loads(stdout)
     assert code == 0 and shown["dtype"] == "float32" and shown["n_resolved"] == 2
     # float32 storage: far above float64 round-off; the same inputs solved again: at it
     assert 1e-14 < shown["residual_mean"] < 1e-8
     assert shown["resolved_float64_residual_mean"] < 1e-24
-    code, stdout, _ = run(show, capsys)
+    code, stdout, _ = cli_run(show, capsys)
     lines = stdout.splitlines()
     assert code == 0 and len(lines) == 3
     assert "fields stored as float32" in lines[0] and "residual at float32 round-off" in lines[1]
@@ -88,7 +81,7 @@ def test_bad_generate_input_is_one_line_exit_2(
     args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "x.h5"
-    code, stdout, stderr = run(["data", "generate", *args, "--out", str(out)], capsys)
+    code, stdout, stderr = cli_run(["data", "generate", *args, "--out", str(out)], capsys)
     assert code == 2
     assert stderr.startswith("error: ") and message in stderr
     assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
@@ -99,16 +92,16 @@ def test_bad_output_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     existing = tmp_path / "exists.h5"
     existing.write_bytes(b"keep me")
     base = ["data", "generate", "poisson", "-s", "16", "--n", "2"]
-    code, _, err = run([*base, "--out", str(existing)], capsys)
+    code, _, err = cli_run([*base, "--out", str(existing)], capsys)
     assert code == 2 and "exists" in err and existing.read_bytes() == b"keep me"
-    code, _, err = run([*base, "--out", str(tmp_path / "missing" / "x.h5")], capsys)
+    code, _, err = cli_run([*base, "--out", str(tmp_path / "missing" / "x.h5")], capsys)
     assert code == 2 and "does not exist" in err
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    code, _, err = run([*base, "--out", str(locked / "x.h5")], capsys)
+    code, _, err = cli_run([*base, "--out", str(locked / "x.h5")], capsys)
     if code == 2:  # root ignores directory permissions; then the write simply succeeds
         assert "not writable" in err
-    assert run([*base, "--out", str(existing), "--overwrite", "--quiet"], capsys)[0] == 0
+    assert cli_run([*base, "--out", str(existing), "--overwrite", "--quiet"], capsys)[0] == 0
     assert existing.read_bytes()[:4] == b"\x89HDF"
 
 
@@ -121,7 +114,7 @@ def test_show_rejects_non_hdf5_and_foreign_files(
         (str(text), "not an HDF5 file"),
         (_foreign(tmp_path), "not a piddm dataset"),
     ):
-        code, _, err = run(["data", "show", target, "--out", str(tmp_path / "f.png")], capsys)
+        code, _, err = cli_run(["data", "show", target, "--out", str(tmp_path / "f.png")], capsys)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "f.png").exists()
 

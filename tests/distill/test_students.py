@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -15,10 +14,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import SUBPROCESS_ENV, make_dataset, piddm_command, tiny_config_dict
-from helpers import tiny_unet
+from conftest import (
+    SUBPROCESS_ENV,
+    make_dataset,
+    piddm_command,
+    tiny_config_dict,
+    torchrun_command,
+)
+from helpers import cli_run, tiny_unet
 from piddm.checkpoint import load_model, read_checkpoint
-from piddm.cli import main
 from piddm.config import config_from_dict
 from piddm.distill import measured_nfe, one_step_generator, student_sampler
 from piddm.distill.objectives import batch_std, residual_term
@@ -260,19 +264,7 @@ def test_two_process_ddp_student_matches_one_process(
     )
     assert one.returncode == 0, one.stderr[-2000:]
     two = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "piddm",
-            *args,
-            "--run-dir",
-            str(tmp_path / "two"),
-        ],
+        torchrun_command(*args, "--run-dir", str(tmp_path / "two")),
         capture_output=True,
         text=True,
         env=SUBPROCESS_ENV,
@@ -311,18 +303,11 @@ def solve_argv(task: str, model: Path, data: Path, *options: str) -> list[str]:
     return ["solve", task, "--model", str(model), "--data", str(data), *options]
 
 
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(info.value.code), out, err
-
-
 def test_solve_cli_honours_observations_and_writes_figures(
     student: Path, data_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "solve.h5"
-    code, stdout, err = run(
+    code, stdout, err = cli_run(
         solve_argv(
             "inverse",
             student,
@@ -378,7 +363,7 @@ def test_solve_cli_solver_members_give_exact_solutions(
     for extra in ([], ["--solver-members"]):
         out = tmp_path / f"forward{len(extra)}.h5"
         argv = solve_argv("forward", student, data_file, *flags, *extra, "--out", str(out))
-        code, stdout, err = run(argv, capsys)
+        code, stdout, err = cli_run(argv, capsys)
         assert code == 0, err
         residuals[bool(extra)] = json.loads(stdout)["residual_mean"]
     assert residuals[True] < 1e-10 < 1e-3 < residuals[False]
@@ -399,7 +384,7 @@ def test_solve_rejects_bad_fractions(
     extra,
     message,
 ) -> None:
-    code, _, err = run(
+    code, _, err = cli_run(
         solve_argv("forward", teacher, data_file, "--out", str(tmp_path / "o.h5"), *extra),
         capsys,
     )
@@ -411,7 +396,7 @@ def test_solve_and_distill_refuse_wrong_models(
     teacher: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     poisson = make_dataset(tmp_path / "p.h5", name="poisson", n=4)
-    code, _, err = run(
+    code, _, err = cli_run(
         solve_argv(
             "forward", teacher, poisson, "--obs-fraction", "0.1", "--out", str(tmp_path / "o.h5")
         ),
@@ -420,7 +405,7 @@ def test_solve_and_distill_refuse_wrong_models(
     assert code == 2 and "one-step student" in err
     empty = tmp_path / "empty-run"
     (empty / "checkpoints").mkdir(parents=True)
-    code, _, err = run(
+    code, _, err = cli_run(
         ["distill", "--teacher", str(empty), "--run-dir", str(tmp_path / "x")], capsys
     )
     assert code == 2 and "holds no checkpoint" in err
@@ -431,7 +416,7 @@ def test_solve_and_distill_refuse_wrong_models(
     import yaml
 
     cfg.write_text(yaml.safe_dump(raw))
-    code, _, err = run(
+    code, _, err = cli_run(
         [
             "distill",
             "--teacher",

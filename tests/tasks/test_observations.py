@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from conftest import make_dataset, tiny_config_dict
+from helpers import cli_run
 from piddm.checkpoint import save_weights
-from piddm.cli import main
 from piddm.config import config_from_dict
 from piddm.errors import PiddmError
 from piddm.pdes import get_pde
@@ -184,13 +184,6 @@ def student(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_weights(root / "student.safetensors", model, metadata)
 
 
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(info.value.code), out, err
-
-
 def solve(student: Path, out: Path, *options: str) -> list[str]:
     return [
         "solve",
@@ -218,7 +211,7 @@ def test_solve_with_an_observation_file_and_no_truth(
     values, mask = observations()
     obs = write_obs(tmp_path / "obs.npz", values=values, mask=mask)
     out = tmp_path / "solve.h5"
-    code, stdout, err = run(solve(student, out, "--obs", str(obs)), capsys)
+    code, stdout, err = cli_run(solve(student, out, "--obs", str(obs)), capsys)
     assert code == 0, err
     summary = json.loads(stdout)
     assert summary["n"] == 2 and summary["rel_l2_solution"] is None
@@ -246,7 +239,7 @@ def test_solve_with_observations_and_a_truth_file(
     noisy = np.where(mask[0], fields + 0.01, np.nan)
     obs = write_obs(tmp_path / "obs.hdf5", values=noisy, mask=mask[0].astype(np.uint8))
     out = tmp_path / "solve.h5"
-    code, stdout, err = run(solve(student, out, "--obs", str(obs), "--data", str(data)), capsys)
+    code, stdout, err = cli_run(solve(student, out, "--obs", str(obs), "--data", str(data)), capsys)
     assert code == 0, err
     summary = json.loads(stdout)
     assert summary["rel_l2_solution"] > 0 and summary["error_rate"] is not None
@@ -279,11 +272,11 @@ def test_solve_refuses_bad_combinations_before_any_work(
     ]
     out = tmp_path / "o.h5"
     for options, message in cases:
-        code, stdout, err = run(solve(student, out, *options), capsys)
+        code, stdout, err = cli_run(solve(student, out, *options), capsys)
         assert code == 2 and stdout == "", (options, err)
         assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1, err
         assert not out.exists() and not (tmp_path / "o-figures").exists()
     (tmp_path / "q-figures").write_text("a file where the default figure directory goes")
-    code, _, err = run(solve(student, tmp_path / "q.h5", "--obs", str(good)), capsys)
+    code, _, err = cli_run(solve(student, tmp_path / "q.h5", "--obs", str(good)), capsys)
     assert code == 2 and "q-figures exists and is not a directory" in err
     assert not (tmp_path / "q.h5").exists()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +12,16 @@ import torch
 import yaml
 from torch import nn
 
-from conftest import SUBPROCESS_ENV, make_dataset, piddm_command, tiny_config_dict
+from conftest import (
+    SUBPROCESS_ENV,
+    make_dataset,
+    piddm_command,
+    tiny_config_dict,
+    tiny_start_config_dict,
+    torchrun_command,
+)
+from helpers import TINY_UNET, cli_run
 from piddm.checkpoint import load_model, save_weights
-from piddm.cli import main
 from piddm.config import config_from_dict, load_config
 from piddm.data import read_dataset
 from piddm.diffusion.one_step import one_step_generator
@@ -33,7 +39,6 @@ from piddm.training.teacher import build_teacher, teacher_metadata
 
 S = 16
 PDE16 = get_pde("darcy", S)
-NET = {"base_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1, "attention": False}
 
 
 @pytest.fixture(scope="module")
@@ -50,27 +55,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         model,
         {**teacher_metadata(teacher_cfg, PDE16, 0), "kind": "piddm"},
     )
-    cfg = {
-        "kind": "start",
-        "pde": {"name": "darcy", "resolution": S},
-        "data": {"path": str(data), "n_holdout": 8},
-        "net": {**NET, "num_groups": 4},
-        "start": {
-            "tasks": ["forward", "inverse"],
-            "obs_fraction_min": 0.05,
-            "obs_fraction_max": 0.2,
-        },
-        "optim": {"lr": 3e-3, "warmup_steps": 2, "batch_size": 8, "ema_decay": 0.5},
-        "train": {
-            "steps": 40,
-            "log_every": 5,
-            "checkpoint_every": 20,
-            "seed": 1,
-            "desc": "start",
-            "runs_root": str(root / "runs"),
-            "num_samples": 0,
-        },
-    }
+    cfg = tiny_start_config_dict(
+        data,
+        root / "runs",
+        n_holdout=8,
+        start={"tasks": ["forward", "inverse"], "obs_fraction_min": 0.05, "obs_fraction_max": 0.2},
+        optim={"lr": 3e-3, "warmup_steps": 2, "batch_size": 8, "ema_decay": 0.5},
+        steps=40,
+        checkpoint_every=20,
+        seed=1,
+    )
     config = root / "start.yaml"
     config.write_text(yaml.safe_dump(cfg))
     return {"root": root, "data": data, "student": student, "config": config}
@@ -86,7 +80,7 @@ def test_start_net_maps_observations_and_mask_to_a_latent_and_starts_at_zero() -
         {
             "kind": "start",
             "pde": {"name": "darcy", "resolution": S},
-            "net": {**NET, "num_groups": 4},
+            "net": {**TINY_UNET, "num_groups": 4},
         }
     )
     net = build_start(cfg, PDE16)
@@ -100,7 +94,7 @@ def test_start_net_maps_observations_and_mask_to_a_latent_and_starts_at_zero() -
     y2 = torch.where(mask, y, y + 5.0)
     assert torch.equal(net(y, mask), net(y2, mask))
     with pytest.raises(ValueError, match="2 C input channels"):
-        StartNet(build_unet(UNetConfig(in_channels=3, out_channels=2, **NET, num_groups=4)))
+        StartNet(build_unet(UNetConfig(in_channels=3, out_channels=2, **TINY_UNET, num_groups=4)))
 
 
 def test_objective_trains_the_start_and_leaves_the_student_alone(world: dict[str, Path]) -> None:
@@ -218,27 +212,17 @@ def test_load_start_refuses_other_models_and_pdes(world: dict[str, Path], tmp_pa
         load_start(str(result.checkpoint), get_pde("poisson", S))
     with pytest.raises(PiddmError, match="one-step student"):
         teacher = tmp_path / "teacher.safetensors"
-        model = build_teacher(config_from_dict(tiny_config_dict(world["data"], tmp_path)), PDE16)
-        save_weights(
-            teacher,
-            model,
-            teacher_metadata(config_from_dict(tiny_config_dict(world["data"], tmp_path)), PDE16, 0),
-        )
+        teacher_cfg = config_from_dict(tiny_config_dict(world["data"], tmp_path))
+        model = build_teacher(teacher_cfg, PDE16)
+        save_weights(teacher, model, teacher_metadata(teacher_cfg, PDE16, 0))
         amortise(cfg, str(teacher), run_dir=tmp_path / "t", device="cpu", progress=False)
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(info.value.code), out, err
 
 
 def test_cli_amortise_then_solve_with_its_start(
     world: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run_dir = tmp_path / "start-run"
-    code, out, err = run(
+    code, out, err = cli_run(
         [
             "amortise",
             "--student",
@@ -275,16 +259,16 @@ def test_cli_amortise_then_solve_with_its_start(
         "cpu",
         "--json",
     ]
-    code, out, err = run([*solve, "--out", str(tmp_path / "a.h5")], capsys)
+    code, out, err = cli_run([*solve, "--out", str(tmp_path / "a.h5")], capsys)
     assert code == 0, err
     summary = json.loads(out)
     b, k = START_CONFIG.ensemble, START_CONFIG.steps
     assert summary["nfe"] == b * (k + 1) + b * k  # the start's defaults: B x K Adam steps
     assert summary["start"] == str(run_dir)
-    code, out, err = run([*solve, "--steps", "2", "--out", str(tmp_path / "b.h5")], capsys)
+    code, out, err = cli_run([*solve, "--steps", "2", "--out", str(tmp_path / "b.h5")], capsys)
     assert code == 0, err
     assert json.loads(out)["nfe"] == b * 3 + b * 2  # a given option wins over the start's
-    code, out, err = run(
+    code, out, err = cli_run(
         [
             *solve[:-7],
             "--start",
@@ -323,10 +307,7 @@ def test_two_process_ddp_start_matches_one_process(world: dict[str, Path], tmp_p
     )  # fmt: skip
     assert one.returncode == 0, one.stderr[-3000:]
     two = subprocess.run(
-        [
-            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-            "-m", "piddm", *args, "--run-dir", str(tmp_path / "two"), "--json",
-        ],
+        torchrun_command(*args, "--run-dir", str(tmp_path / "two"), "--json"),
         capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=300,
     )  # fmt: skip
     assert two.returncode == 0, two.stderr[-3000:]

@@ -21,18 +21,18 @@ from piddm.config import Config
 from piddm.data import load_normalised
 from piddm.diffusion.one_step import one_step_generator
 from piddm.distill.pairs import file_digest
+from piddm.distill.run import STUDENT_KINDS
 from piddm.errors import PiddmError
 from piddm.metrics import task_metrics
 from piddm.models import load_any, resolve_model
 from piddm.pdes import PDE, get_pde
+from piddm.sampling import check_model_matches
 from piddm.tasks.masks import make_mask
 from piddm.tasks.start import StartObjective, build_start, start_latents, start_metadata
 from piddm.training.loop import TrainResult, TrainSpec
 from piddm.training.session import RunOptions, run_session
 from piddm.training.teacher import data_run_config, session_training_fields
 
-#: Students whose latents a start network can predict.
-STUDENT_KINDS = ("piddm", "pid")
 #: Observed fraction and seed of the held-out report.
 REPORT_FRACTION = 0.03
 REPORT_SEED = 0
@@ -46,12 +46,7 @@ def check_student_matches(cfg: Config, metadata: dict[str, Any], student: str) -
             f"--student must be a one-step student (piddm distill), got a "
             f"'{metadata.get('kind')}' model: {student}"
         )
-    info = metadata.get("pde", {})
-    if info.get("pde") != cfg.pde.name or int(info.get("resolution", -1)) != cfg.pde.resolution:
-        raise PiddmError(
-            f"the student is a {info.get('pde')} {info.get('resolution')}^2 model but the config "
-            f"is for {cfg.pde.name} {cfg.pde.resolution}^2"
-        )
+    check_model_matches(metadata, cfg.pde.name, cfg.pde.resolution)
 
 
 def amortise(
