@@ -44,6 +44,17 @@ def load_any(
     return load_model(resolve_model(name_or_path), device=device)
 
 
+def check_model_matches(metadata: dict[str, Any], pde: str | None, resolution: int | None) -> None:
+    """Raise :class:`PiddmError` if the checkpoint is for another PDE or resolution."""
+    info = metadata.get("pde", {})
+    if pde is not None and info.get("pde") != pde:
+        raise PiddmError(f"the model was trained for PDE '{info.get('pde')}', not '{pde}'")
+    if resolution is not None and int(info.get("resolution", -1)) != resolution:
+        raise PiddmError(
+            f"the model was trained at resolution {info.get('resolution')}, not {resolution}"
+        )
+
+
 def load_pretrained(
     name: str, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:

@@ -64,17 +64,6 @@ def pde_of(metadata: dict[str, Any]) -> PDE:
     return pde_from_attrs(metadata.get("pde", {}), "checkpoint")
 
 
-def check_model_matches(metadata: dict[str, Any], pde: str | None, resolution: int | None) -> None:
-    """Raise :class:`PiddmError` if the checkpoint is for another PDE or resolution."""
-    info = metadata.get("pde", {})
-    if pde is not None and info.get("pde") != pde:
-        raise PiddmError(f"the model was trained for PDE '{info.get('pde')}', not '{pde}'")
-    if resolution is not None and int(info.get("resolution", -1)) != resolution:
-        raise PiddmError(
-            f"the model was trained at resolution {info.get('resolution')}, not {resolution}"
-        )
-
-
 def teacher_sampler(
     denoiser: nn.Module, metadata: dict[str, Any], steps: int | None = None
 ) -> tuple[BatchSampler, int]:

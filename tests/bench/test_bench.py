@@ -414,6 +414,28 @@ def test_start_rows_begin_at_the_amortised_start(bench, tmp_path: Path) -> None:
     assert any("'piddm-1 (amortised)' skipped: no 'start' model" in n for n in result.notes)
 
 
+def test_gauss_newton_rows_take_their_settings(bench, tmp_path: Path) -> None:
+    """A ``piddm-1`` variant with ``optimizer: gauss-newton`` (and its damping) runs the
+    Gauss-Newton solver: B (steps + 1) + 1 forward passes plus one backward pass per observed
+    node, none of the default's screening; a physics weight is refused with the config error."""
+    root, cfg, _ = bench
+    student = Path(cfg.build.cache_dir) / "piddm"
+    setting = {"optimizer": "gauss-newton", "lambda_infer": 0.0, "candidates": 0}
+    variants = {"piddm-1": {"GN": {**setting, "ensemble": 2, "steps": 2, "damping": 1e-4}}}
+    raw = bench_dict(root, methods=["piddm-1"], variants=variants, models={"piddm": str(student)})
+    raw["tasks"]["run"] = ["inverse"]
+    raw["out_dir"] = str(tmp_path / "out")
+    del raw["build"]
+    result = run_bench(bench_config_from_dict(raw), progress=False)
+    rows = {r["variant"]: r for r in result.rows if r["task"] == "inverse"}
+    jacobian = rows["GN"]["nfe"] - (2 * (2 + 1) + 1)
+    assert jacobian >= 1 and rows["GN"]["n"] == TASK_N
+    assert rows["GN"]["rel_l2_coefficient"] is not None
+    raw["variants"] = {"piddm-1": {"GN": {"optimizer": "gauss-newton"}}}  # lambda_infer 0.1 stays
+    with pytest.raises(PiddmError, match="fits the observations only"):
+        run_bench(bench_config_from_dict(raw), progress=False)
+
+
 def test_classical_rows_need_no_model(tmp_path: Path) -> None:
     """MAP and the Bayes floor on Poisson (linear-Gaussian): the floor is the exact posterior
     mean, so its row is the Gaussian posterior's error; MAP equals it (a Gaussian's mode is

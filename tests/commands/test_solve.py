@@ -73,3 +73,32 @@ def test_the_text_output_prints_the_yardstick_next_to_each_metric(tmp_path: Path
     solution = next(line for line in lines if line.split()[0] == "rel_l2_solution")
     estimate, reference = (float(cell) for cell in solution.split()[1:])
     assert 0 < estimate and 0.8 < reference < 1.0
+
+
+def test_gauss_newton_takes_its_own_settings_unless_given(tmp_path: Path) -> None:
+    """``--optimizer gauss-newton`` alone runs GAUSS_NEWTON_CONFIG (B (steps + 1) + 1
+    forward passes and one backward pass per observed node: the summary's nfe counts both);
+    a given option wins; the estimate is better than the prior mean."""
+    from piddm.tasks.latent import GAUSS_NEWTON_CONFIG
+
+    data = tmp_path / "poisson.h5"
+    make_dataset(data, "poisson", 32, n=2)
+    args = (
+        "solve", "inverse", "--model", "poisson-32-piddm", "--data", str(data),
+        "--obs-fraction", "0.03", "--n", "2", "--optimizer", "gauss-newton", "--json",
+    )  # fmt: skip
+    runs = {}
+    for name, extra in (("own", ()), ("given", ("--steps", "2"))):
+        out = tmp_path / f"{name}.h5"
+        proc = subprocess.run(
+            piddm_command(*args, *extra, "--out", str(out)),
+            capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        runs[name] = json.loads(proc.stdout)
+    b, k = GAUSS_NEWTON_CONFIG.ensemble, GAUSS_NEWTON_CONFIG.steps
+    jacobian = runs["given"]["nfe"] - (b * 3 + 1)  # the backward passes: 3 % of 32^2 nodes
+    assert 25 <= jacobian <= 35
+    assert runs["own"]["nfe"] == b * (k + 1) + 1 + jacobian
+    own = runs["own"]
+    assert own["rel_l2_solution"] < own["prior_mean_error"]["rel_l2_solution"]

@@ -208,8 +208,10 @@ def test_load_start_refuses_other_models_and_pdes(world: dict[str, Path], tmp_pa
         device="cpu",
         progress=False,
     )
-    with pytest.raises(PiddmError, match="trained for darcy 16"):
+    with pytest.raises(PiddmError, match="trained for PDE 'darcy', not 'poisson'"):
         load_start(str(result.checkpoint), get_pde("poisson", S))
+    with pytest.raises(PiddmError, match=f"trained at resolution {S}, not {2 * S}"):
+        load_start(str(result.checkpoint), get_pde("darcy", 2 * S))
     with pytest.raises(PiddmError, match="one-step student"):
         teacher = tmp_path / "teacher.safetensors"
         teacher_cfg = config_from_dict(tiny_config_dict(world["data"], tmp_path))

@@ -169,12 +169,13 @@ class LatentOverrides:
     steps: int | None = setting(None, check=NON_NEGATIVE)
     lr: float | None = setting(None, check=POSITIVE)
     lambda_infer: float | None = setting(None, check=NON_NEGATIVE)
-    optimizer: Literal["adam", "lbfgs"] | None = None
+    optimizer: Literal["adam", "lbfgs", "gauss-newton"] | None = None
     candidates: int | None = setting(None, check=NON_NEGATIVE)
     solver_members: bool | None = None
     residual_norm: ResidualNorm | None = None
     start: bool | None = None
     start_spread: float | None = setting(None, check=NON_NEGATIVE)
+    damping: float | None = setting(None, check=POSITIVE)
 
 
 #: The latent-optimisation settings of the tasks (fields of both classes below).
@@ -193,7 +194,7 @@ class TasksConfig:
     also run the lambda0 student on the tasks; ``batch_size`` instances go through a baseline
     at once; ``ensemble``, ``steps``,
     ``lr``, ``lambda_infer``, ``optimizer``, ``candidates``, ``solver_members``,
-    ``residual_norm``, ``start_spread``: the latent
+    ``residual_norm``, ``start_spread``, ``damping``: the latent
     optimisation of the one-step students (:class:`piddm.tasks.LatentOptConfig`, whose
     defaults they keep unless set); ``start``: begin it from the ``models.start`` network
     (PIDDM only; docs/method.md, "Amortised start");
@@ -213,12 +214,13 @@ class TasksConfig:
     steps: int = setting(LatentOptConfig.steps, check=NON_NEGATIVE)
     lr: float = setting(LatentOptConfig.lr, check=POSITIVE)
     lambda_infer: float = setting(LatentOptConfig.lambda_infer, check=NON_NEGATIVE)
-    optimizer: Literal["adam", "lbfgs"] = LatentOptConfig.optimizer
+    optimizer: Literal["adam", "lbfgs", "gauss-newton"] = LatentOptConfig.optimizer
     candidates: int = setting(LatentOptConfig.candidates, check=NON_NEGATIVE)
     solver_members: bool = LatentOptConfig.solver_members
     residual_norm: ResidualNorm = LatentOptConfig.residual_norm
     start: bool = False
     start_spread: float = setting(LatentOptConfig.start_spread, check=NON_NEGATIVE)
+    damping: float = setting(LatentOptConfig.damping, check=POSITIVE)
     figure_instance: int = setting(0, check=NON_NEGATIVE)
     forward: LatentOverrides | None = None
     inverse: LatentOverrides | None = None

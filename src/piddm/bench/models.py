@@ -25,9 +25,8 @@ from piddm.config import config_to_dict, load_config
 from piddm.distill.config import student_config
 from piddm.distill.run import distill
 from piddm.errors import PiddmError
-from piddm.models import load_any
+from piddm.models import check_model_matches, load_any
 from piddm.pdes import PDE
-from piddm.sampling import check_model_matches
 from piddm.training import train
 
 #: The model each method samples with (the classical methods have none).

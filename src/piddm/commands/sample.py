@@ -16,9 +16,9 @@ from piddm.commands.options import (
     quiet_option,
 )
 from piddm.jsonio import emit_json
-from piddm.models import load_any
+from piddm.models import check_model_matches, load_any
 from piddm.progress import show_progress
-from piddm.sampling import check_model_matches, pde_of, sample_checkpoint, write_samples
+from piddm.sampling import pde_of, sample_checkpoint, write_samples
 from piddm.training.distributed import DistInfo, resolve_device
 
 

@@ -19,7 +19,7 @@ from piddm.commands.options import (
 from piddm.jsonio import emit_json
 from piddm.pdes.base import RESIDUAL_NORMS
 from piddm.progress import show_progress
-from piddm.tasks.latent import START_CONFIG, LatentOptConfig
+from piddm.tasks.latent import GAUSS_NEWTON_CONFIG, OPTIMIZERS, START_CONFIG, LatentOptConfig
 from piddm.tasks.masks import MASK_MODES, TASKS
 from piddm.tasks.solve import check_solve_inputs, run_solve
 
@@ -74,8 +74,20 @@ from piddm.tasks.solve import check_solve_inputs, run_solve
     "Prior latents screened per instance; the --ensemble best fits start the optimisation "
     "(no screening unless it exceeds --ensemble; 0 is better for the Poisson forward problem).",
 )
+@click.option(
+    "--optimizer",
+    type=click.Choice(OPTIMIZERS),
+    default=LatentOptConfig.optimizer,
+    show_default=True,
+    help="adam, lbfgs, or gauss-newton: minimum-norm Gauss-Newton steps on the observations "
+    'from prior draws (randomise-then-optimise; docs/method.md, "Tasks"); the options '
+    "below that are not given then take its settings (ensemble "
+    f"{GAUSS_NEWTON_CONFIG.ensemble}, steps {GAUSS_NEWTON_CONFIG.steps}, lambda-infer 0, "
+    "candidates 0).",
+)
 @default_option("--steps", LatentOptConfig, INT64, "Optimiser steps.")
 @default_option("--lr", LatentOptConfig, float, "Adam learning rate.")
+@default_option("--damping", LatentOptConfig, float, "Gauss-Newton damping mu.")
 # 0.1 rather than 1.0: the Poisson forward error 29 % -> 19 %, Darcy's 13.8 % -> 12.7 %, the
 # inverse problems unchanged (benchmarks/task_sweep.py, training instances).
 @default_option("--lambda-infer", LatentOptConfig, float, "Residual weight.")
@@ -116,8 +128,10 @@ def command(
     start: str | None,
     ensemble: int,
     candidates: int,
+    optimizer: str,
     steps: int,
     lr: float,
+    damping: float,
     lambda_infer: float,
     residual_norm: str,
     solver_members: bool,
@@ -162,7 +176,8 @@ def command(
         figures=figures,
         overwrite=overwrite,
     )
-    config = settings_from_params(LatentOptConfig, base=START_CONFIG if start else None)
+    base = GAUSS_NEWTON_CONFIG if optimizer == "gauss-newton" else START_CONFIG if start else None
+    config = settings_from_params(LatentOptConfig, base=base)
     report = run_solve(
         task,
         model,

@@ -24,9 +24,8 @@ from piddm.distill.pairs import file_digest
 from piddm.distill.run import STUDENT_KINDS
 from piddm.errors import PiddmError
 from piddm.metrics import task_metrics
-from piddm.models import load_any, resolve_model
+from piddm.models import check_model_matches, load_any, resolve_model
 from piddm.pdes import PDE, get_pde
-from piddm.sampling import check_model_matches
 from piddm.tasks.masks import make_mask
 from piddm.tasks.start import StartObjective, build_start, start_latents, start_metadata
 from piddm.training.loop import TrainResult, TrainSpec

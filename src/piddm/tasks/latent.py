@@ -31,6 +31,20 @@ members satisfy the discrete PDE to solver tolerance wherever the solution is no
 Refinement (PIDDM-ref) is the same loop with an empty mask: only the residual and the
 regulariser remain.
 
+``optimizer = "gauss-newton"`` replaces the loop by frozen-Jacobian (chord) Gauss-Newton on the
+data term alone (``lambda_infer = 0``): with ``r = M (G(eps) - n(x'))`` on the ``K`` observed
+nodes and ``J`` ``(K, d)`` the Jacobian of those outputs at the instance's first starting
+latent (``K`` backward passes, shared by its ``B`` members), every step is the minimum-norm
+correction
+
+    eps <- eps - J^T (J J^T + mu I)^-1 r,        mu = damping,
+
+one forward pass per member and step, no projection (the step already moves ``eps`` as little
+as the fit allows). From prior draws ``eps0 ~ N(0, I)`` this is randomise-then-optimise
+(Bardsley et al. 2014): for a linear ``G`` and noise-free observations its fixed point
+``argmin |eps - eps0|`` subject to the fit is an exact draw of the latent posterior, so the
+ensemble mean tends to the posterior mean as ``B`` grows (docs/method.md, "Tasks").
+
 Bookkeeping: ``N`` instances x ``B`` latents are flattened instance-major to ``R = N B`` rows
 (row ``i B + b``), optimised in chunks of ``batch_size`` rows (each chunk has its own
 optimiser; the rows' objectives are independent, so chunking changes nothing but memory and
@@ -60,7 +74,7 @@ from piddm.tasks.start import start_latents
 #: A one-step generator: latents ``(R, C, S, S)`` -> normalised fields ``(R, C, S, S)``.
 LatentGenerator = Callable[[torch.Tensor], torch.Tensor]
 
-OPTIMIZERS: tuple[str, ...] = ("adam", "lbfgs")
+OPTIMIZERS: tuple[str, ...] = ("adam", "lbfgs", "gauss-newton")
 #: Largest float32: torch's optimisers take the step size as a float32 scalar.
 FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
@@ -81,8 +95,12 @@ class LatentOptConfig:
       it treats a chunk's summed, separable objective as one problem, and the projection
       slightly perturbs its curvature pairs: ``projection=False, penalty>0`` avoids that).
       A step whose line search cannot lower ``J`` restarts L-BFGS from steepest descent; if
-      the restart cannot move either, that chunk stops early.
-    * ``projection``: rescale every latent to norm ``sqrt(d)`` after each step.
+      the restart cannot move either, that chunk stops early. Or ``"gauss-newton"``
+      (module docstring): the data term only, so it needs ``lambda_infer = 0`` and
+      ``penalty = 0``; ``lr`` and ``projection`` do not enter (:data:`GAUSS_NEWTON_CONFIG`).
+    * ``damping``: ``mu`` of the Gauss-Newton system ``J J^T + mu I``, in squared normalised
+      units (about the squared misfit it leaves per observed node).
+    * ``projection``: rescale every latent to norm ``sqrt(d)`` after each Adam / L-BFGS step.
     * ``penalty``: ``gamma`` of the penalty ``gamma ((|eps|^2 - d)/d)^2`` (0 disables it).
     * ``batch_size``: rows (latents) per chunk through ``G``; bounds memory.
     * ``candidates``: prior draws ``K`` per instance. With ``K > B`` every draw's initial
@@ -110,6 +128,7 @@ class LatentOptConfig:
     solver_members: bool = False
     residual_norm: ResidualNorm = "plain"
     start_spread: float = 0.3
+    damping: float = 1e-5
 
     def __post_init__(self) -> None:
         def integer(name: str, value: object, low: int) -> None:
@@ -130,6 +149,8 @@ class LatentOptConfig:
             raise PiddmError(f"start_spread must be >= 0, got {self.start_spread!r}")
         if not math.isfinite(self.penalty) or self.penalty < 0:
             raise PiddmError(f"penalty must be >= 0, got {self.penalty!r}")
+        if not math.isfinite(self.damping) or self.damping <= 0:
+            raise PiddmError(f"damping must be positive, got {self.damping!r}")
         if self.residual_norm not in RESIDUAL_NORMS:
             raise PiddmError(
                 f"unknown residual norm '{self.residual_norm}'; expected one of: "
@@ -138,6 +159,11 @@ class LatentOptConfig:
         if self.optimizer not in OPTIMIZERS:
             raise PiddmError(
                 f"unknown optimizer '{self.optimizer}'; expected one of: {', '.join(OPTIMIZERS)}"
+            )
+        if self.optimizer == "gauss-newton" and (self.lambda_infer > 0 or self.penalty > 0):
+            raise PiddmError(
+                "optimizer gauss-newton fits the observations only: it needs lambda_infer 0 "
+                f"and penalty 0, got {self.lambda_infer:g} and {self.penalty:g}"
             )
 
 
@@ -159,6 +185,16 @@ START_CONFIG = LatentOptConfig(
     steps=10, ensemble=4, candidates=0, lambda_infer=1.0, residual_norm="preconditioned"
 )
 
+#: Gauss-Newton from prior draws (randomise-then-optimise, module docstring;
+#: ``piddm solve --optimizer gauss-newton``: its options left unset take these values).
+GAUSS_NEWTON_CONFIG = LatentOptConfig(
+    optimizer="gauss-newton",
+    steps=5,
+    ensemble=16,
+    candidates=0,
+    lambda_infer=0.0,
+)
+
 
 @dataclass
 class LatentOptResult:
@@ -177,8 +213,9 @@ class LatentOptResult:
       (after an early L-BFGS stop, the chunk's last value for the steps it did not take).
     * ``nfe``: forward evaluations of ``G`` per instance (all ``B`` latents, every step, line
       search and the final evaluation; ``B (steps + 1)`` with Adam, plus the ``K`` screened
-      draws with ``candidates = K > B``).
-    * ``nfe_backward``: backward passes through ``G`` per instance (``B steps`` with Adam).
+      draws with ``candidates = K > B``; Gauss-Newton: ``B (steps + 1) + 1``).
+    * ``nfe_backward``: backward passes through ``G`` per instance (``B steps`` with Adam;
+      Gauss-Newton: one per observed node, for the Jacobian).
     * ``seconds_per_instance``: wall time divided by ``N``.
     """
 
@@ -337,27 +374,99 @@ def _run(
     mask: torch.Tensor,
     config: LatentOptConfig,
     progress: bool = False,
+    members: int = 1,
 ) -> tuple[torch.Tensor, _Terms, torch.Tensor, _Counted]:
     """Optimise all rows of ``eps0`` in chunks of ``config.batch_size``; concatenate results.
-    ``progress``: a progress bar of the optimiser steps on stderr."""
+    ``progress``: a progress bar of the optimiser steps on stderr. Gauss-Newton chunks hold
+    whole instances of ``members`` consecutive rows (at least one instance per chunk)."""
     counted = _Counted(generator)
     eps_out, terms, history = [], [], torch.zeros(config.steps, dtype=torch.float64)
-    chunks = math.ceil(eps0.shape[0] / config.batch_size)
+    gauss_newton = config.optimizer == "gauss-newton"
+    chunk = members * max(1, config.batch_size // members) if gauss_newton else config.batch_size
+    chunks = math.ceil(eps0.shape[0] / chunk)
     bar = tqdm(
         total=chunks * config.steps, desc="latent optimisation", unit="step", disable=not progress
     )
     with _eval_mode(generator), bar:
-        for start in range(0, eps0.shape[0], config.batch_size):
-            rows = slice(start, start + config.batch_size)
-            eps, final, hist = _optimise_chunk(
-                counted, pde, eps0[rows], obs_phys[rows], mask[rows], config, bar.update
-            )
+        for start in range(0, eps0.shape[0], chunk):
+            rows = slice(start, start + chunk)
+            args = (counted, pde, eps0[rows], obs_phys[rows], mask[rows], config)
+            if gauss_newton:
+                eps, final, hist = _gauss_newton_chunk(*args, members, bar.update)
+            else:
+                eps, final, hist = _optimise_chunk(*args, bar.update)
             eps_out.append(eps)
             terms.append(final)
             history += hist
     fields = ("objective", "data", "residual", "x_mix")
     merged = _Terms(*(torch.cat([getattr(t, f) for t in terms]) for f in fields))
     return torch.cat(eps_out), merged, history / eps0.shape[0], counted
+
+
+def _observed_index(mask: torch.Tensor) -> torch.Tensor:
+    """Flat indices ``(m, K)`` of the observed nodes of each mask ``(m, C, S, S)``, in node
+    order, padded with ``-1`` to the largest count ``K``."""
+    flat = mask.flatten(1)
+    index = torch.full((flat.shape[0], int(flat.sum(dim=1).max())), -1, dtype=torch.long)
+    for row, observed in enumerate(flat.cpu()):
+        positions = torch.nonzero(observed).squeeze(1)
+        index[row, : len(positions)] = positions
+    return index.to(mask.device)
+
+
+def _observed_jacobian(generator: _Counted, eps: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """The Jacobian ``(m, K, d)`` float64 of the outputs ``G(eps).flatten(1)[i, index[i]]``
+    of each row of ``eps`` ``(m, C, S, S)`` (zero rows where ``index`` is ``-1``): one
+    backward pass per observed node, batched over the rows and the ``K`` nodes by
+    ``is_grads_batched`` (the rows of ``G`` are independent)."""
+    leaf = eps.detach().clone().requires_grad_(True)
+    out = generator(leaf).flatten(1)
+    valid = index >= 0
+    node, row = torch.nonzero(valid.T, as_tuple=True)
+    cotangents = torch.zeros((index.shape[1], *out.shape), dtype=out.dtype, device=out.device)
+    cotangents[node, row, index[row, node]] = 1.0
+    (jacobian,) = torch.autograd.grad(out, leaf, cotangents, is_grads_batched=True)
+    generator.backward_rows += int(valid.sum())
+    return jacobian.flatten(2).transpose(0, 1).to(torch.float64)
+
+
+def _gauss_newton_chunk(
+    generator: _Counted,
+    pde: PDE,
+    eps0: torch.Tensor,
+    obs_phys: torch.Tensor,
+    mask: torch.Tensor,
+    config: LatentOptConfig,
+    members: int,
+    on_step: Callable[[], object] | None = None,
+) -> tuple[torch.Tensor, _Terms, torch.Tensor]:
+    """Frozen-Jacobian Gauss-Newton (module docstring) on whole instances: rows
+    ``i members ... (i + 1) members - 1`` of ``eps0`` ``(R, C, S, S)`` are instance ``i``'s
+    members and share its mask and Jacobian. Returns what :func:`_optimise_chunk` does."""
+    obs_norm = pde.normalisation.normalise(obs_phys)
+    instances = eps0.shape[0] // members
+    index = _observed_index(mask[::members])  # (m, K)
+    valid = (index >= 0).to(torch.float64)
+    gather = index.clamp_min(0).repeat_interleave(members, dim=0)  # (R, K)
+    target = obs_norm.flatten(1).gather(1, gather)
+    jacobian = _observed_jacobian(generator, eps0[::members], index)  # (m, K, d)
+    eye = torch.eye(index.shape[1], dtype=torch.float64, device=eps0.device)
+    factor = torch.linalg.cholesky(jacobian @ jacobian.transpose(1, 2) + config.damping * eye)
+    eps = eps0.detach().clone()
+    history = torch.zeros(config.steps, dtype=torch.float64)
+    for step in range(config.steps):
+        with torch.no_grad():
+            out = generator(eps).flatten(1).to(torch.float64)
+        misfit = (out.gather(1, gather) - target).view(instances, members, -1) * valid[:, None]
+        history[step] = (misfit.square().sum(dim=2) / valid.sum(dim=1)[:, None]).sum()
+        weights = torch.cholesky_solve(misfit.transpose(1, 2), factor)  # (m, K, members)
+        update = (jacobian.transpose(1, 2) @ weights).transpose(1, 2)  # (m, members, d)
+        eps = eps - update.reshape(eps.shape).to(eps.dtype)
+        if on_step is not None:
+            on_step()
+    with torch.no_grad():
+        final = _terms(generator, pde, eps, obs_phys, obs_norm, mask, config)
+    return eps, final, history
 
 
 def _solved(pde: PDE, fields: torch.Tensor, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -447,7 +556,9 @@ def optimise_latents(
         eps0 = randn((n * b, *obs.shape[1:]), rng, like)
     rows_obs = obs64.repeat_interleave(b, dim=0)
     rows_mask = mask.repeat_interleave(b, dim=0)
-    eps, terms, history, counted = _run(generator, pde, eps0, rows_obs, rows_mask, config, progress)
+    eps, terms, history, counted = _run(
+        generator, pde, eps0, rows_obs, rows_mask, config, progress, members=b
+    )
     counted.forward_rows += screened
     if config.solver_members:
         terms.x_mix = _solved(pde, terms.x_mix, rows_obs, rows_mask)
@@ -530,6 +641,10 @@ def refine_counted(
     ``2 steps + 1``; with L-BFGS each step is at least four (the step's gradient and one
     line-search trial, forward and backward), more when the line search extends."""
     config = config or REFINE_CONFIG
+    if config.optimizer == "gauss-newton":
+        raise PiddmError(
+            "refinement has no observations to fit: use adam or lbfgs, not gauss-newton"
+        )
     pde.check_fields(eps)
     zeros = torch.zeros(eps.shape, dtype=torch.float64, device=eps.device)
     empty = torch.zeros(eps.shape, dtype=torch.bool, device=eps.device)

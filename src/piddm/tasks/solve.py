@@ -27,8 +27,8 @@ from piddm.data.solutions import write_solutions
 from piddm.diffusion.one_step import one_step_generator
 from piddm.errors import PiddmError
 from piddm.metrics import per_sample_residual, task_metrics
-from piddm.models import load_any
-from piddm.sampling import TEACHER_KINDS, check_model_matches, pde_of
+from piddm.models import check_model_matches, load_any
+from piddm.sampling import TEACHER_KINDS, pde_of
 from piddm.tasks.diffusionpde import diffusionpde_error_rate, observed_count
 from piddm.tasks.figures import plot_task_instance
 from piddm.tasks.latent import LatentOptConfig, optimise_latents, solve_task

@@ -28,7 +28,7 @@ from torch import nn
 from piddm import __version__
 from piddm.config import Config, config_to_dict
 from piddm.errors import PiddmError
-from piddm.models import load_any
+from piddm.models import check_model_matches, load_any
 from piddm.nets import UNetConfig, build_unet
 from piddm.nets.start import StartNet
 from piddm.pdes import PDE
@@ -89,12 +89,7 @@ def load_start(name: str, pde: PDE, device: torch.device | str = "cpu") -> nn.Mo
             f"--start must be a start network (piddm amortise), got a '{metadata.get('kind')}' "
             f"model: {name}"
         )
-    info = metadata.get("pde", {})
-    if info.get("pde") != pde.name or int(info.get("resolution", -1)) != pde.resolution:
-        raise PiddmError(
-            f"the start network {name} was trained for {info.get('pde')} "
-            f"{info.get('resolution')}^2, not {pde.name} {pde.resolution}^2"
-        )
+    check_model_matches(metadata, pde.name, pde.resolution)
     return model
 
 
