@@ -732,12 +732,14 @@ the shipped students, held-out instances, 3 % of the nodes observed (reconstruct
 each field), the same masks for every method; PIDDM, MAP and the floor on the first 30
 instances, DiffusionPDE on the first 10 of them (Darcy's MAP too). An error is the mean over
 instances in percent ± the half-width of its 95 % interval, then seconds per instance and n.
-"PIDDM" is `piddm solve`'s default (8 members x 50 Adam steps from 256 screened draws); its
-variants: "amortised 4 x 10", `piddm solve --start`'s setting, from the student's amortised
-start network (`piddm amortise`; docs/method.md, "Amortised start"), "4 x 0" the start alone;
-"Gauss-Newton 16 x 5", `piddm solve --optimizer gauss-newton`'s setting (16 prior draws moved
-by minimum-norm steps onto the observations: near-posterior draws; docs/method.md, "Tasks"),
-run on Poisson only (it does not converge on the two-phase Darcy student). Every other PIDDM
+"PIDDM" is the Adam setting (8 members x 50 Adam steps from 256 screened draws: `piddm
+solve`'s default on Darcy, `--optimizer adam` on Poisson); its variants: "amortised 4 x 10",
+`piddm solve --start`'s setting, from the student's amortised start network (`piddm
+amortise`; docs/method.md, "Amortised start"), "4 x 0" the start alone; "Gauss-Newton 16 x
+5", `piddm solve`'s default on Poisson and Helmholtz (`--optimizer gauss-newton`: 16 prior
+draws moved by minimum-norm steps onto the observations, near-posterior draws;
+docs/method.md, "Tasks"), run on Poisson only (it does not converge on the two-phase Darcy
+student). Every other PIDDM
 row (8 x 20 from the start, Gauss-Newton 32 x 10 and 4 x 3) is in the log's speed table.
 "Best other baseline" (ECI, D-Flow, PID, CoCoGen, PIDM) is the 2026-12-02 full bench's
 (`configs/bench-PDE-32-cpu.yaml`, the students shipped then, 100 instances: LOG.md). MAP and

@@ -76,19 +76,21 @@ def test_the_text_output_prints_the_yardstick_next_to_each_metric(tmp_path: Path
 
 
 def test_gauss_newton_takes_its_own_settings_unless_given(tmp_path: Path) -> None:
-    """``--optimizer gauss-newton`` alone runs GAUSS_NEWTON_CONFIG (B (steps + 1) + 1
-    forward passes and one backward pass per observed node: the summary's nfe counts both);
-    a given option wins; the estimate is better than the prior mean."""
+    """``--optimizer gauss-newton`` runs GAUSS_NEWTON_CONFIG (B (steps + 1) + 1 forward
+    passes and one backward pass per observed node: the summary's nfe counts both), and so
+    does the default (auto) on Poisson, whose data are Gaussian; a given option wins; the
+    estimate is better than the prior mean."""
     from piddm.tasks.latent import GAUSS_NEWTON_CONFIG
 
     data = tmp_path / "poisson.h5"
     make_dataset(data, "poisson", 32, n=2)
     args = (
         "solve", "inverse", "--model", "poisson-32-piddm", "--data", str(data),
-        "--obs-fraction", "0.03", "--n", "2", "--optimizer", "gauss-newton", "--json",
+        "--obs-fraction", "0.03", "--n", "2", "--json",
     )  # fmt: skip
     runs = {}
-    for name, extra in (("own", ()), ("given", ("--steps", "2"))):
+    explicit = ("--optimizer", "gauss-newton")
+    for name, extra in (("auto", ()), ("own", explicit), ("given", (*explicit, "--steps", "2"))):
         out = tmp_path / f"{name}.h5"
         proc = subprocess.run(
             piddm_command(*args, *extra, "--out", str(out)),
@@ -100,5 +102,16 @@ def test_gauss_newton_takes_its_own_settings_unless_given(tmp_path: Path) -> Non
     jacobian = runs["given"]["nfe"] - (b * 3 + 1)  # the backward passes: 3 % of 32^2 nodes
     assert 25 <= jacobian <= 35
     assert runs["own"]["nfe"] == b * (k + 1) + 1 + jacobian
+    assert runs["auto"]["nfe"] == runs["own"]["nfe"]
     own = runs["own"]
     assert own["rel_l2_solution"] < own["prior_mean_error"]["rel_l2_solution"]
+
+
+def test_the_default_optimizer_is_adam_where_data_are_not_gaussian(tmp_path: Path) -> None:
+    """Darcy's two-phase data, or a physics term asked for on Poisson: auto is Adam, with
+    B (steps + 1) forward and B steps backward passes."""
+    adam = 2 * (2 + 1) + 2 * 2  # QUICK: 2 latents, 2 steps
+    for pde, extra in (("darcy", ()), ("poisson", ("--lambda-infer", "0.1"))):
+        proc = solve(tmp_path, pde, "inverse", "--json", *extra)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["nfe"] == adam, pde

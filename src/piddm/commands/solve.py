@@ -21,7 +21,7 @@ from piddm.pdes.base import RESIDUAL_NORMS
 from piddm.progress import show_progress
 from piddm.tasks.latent import GAUSS_NEWTON_CONFIG, OPTIMIZERS, START_CONFIG, LatentOptConfig
 from piddm.tasks.masks import MASK_MODES, TASKS
-from piddm.tasks.solve import check_solve_inputs, run_solve
+from piddm.tasks.solve import check_solve_inputs, default_optimizer, run_solve
 
 
 @click.command(name="solve")
@@ -76,14 +76,15 @@ from piddm.tasks.solve import check_solve_inputs, run_solve
 )
 @click.option(
     "--optimizer",
-    type=click.Choice(OPTIMIZERS),
-    default=LatentOptConfig.optimizer,
+    type=click.Choice(["auto", *OPTIMIZERS]),
+    default="auto",
     show_default=True,
-    help="adam, lbfgs, or gauss-newton: minimum-norm Gauss-Newton steps on the observations "
-    'from prior draws (randomise-then-optimise; docs/method.md, "Tasks"); the options '
-    "below that are not given then take its settings (ensemble "
-    f"{GAUSS_NEWTON_CONFIG.ensemble}, steps {GAUSS_NEWTON_CONFIG.steps}, lambda-infer 0, "
-    "candidates 0).",
+    help="gauss-newton: minimum-norm Gauss-Newton steps on the observations from prior draws "
+    '(randomise-then-optimise; docs/method.md, "Tasks"): the options below that are not '
+    f"given take its settings (ensemble {GAUSS_NEWTON_CONFIG.ensemble}, steps "
+    f"{GAUSS_NEWTON_CONFIG.steps}, lambda-infer 0, candidates 0). auto: gauss-newton for "
+    "PDEs whose data are Gaussian (Poisson, Helmholtz), adam otherwise, with --start and "
+    "with a --lambda-infer above 0.",
 )
 @default_option("--steps", LatentOptConfig, INT64, "Optimiser steps.")
 @default_option("--lr", LatentOptConfig, float, "Adam learning rate.")
@@ -176,8 +177,12 @@ def command(
         figures=figures,
         overwrite=overwrite,
     )
+    if optimizer == "auto":
+        ctx = click.get_current_context()
+        given = ctx.get_parameter_source("lambda_infer") is not click.core.ParameterSource.DEFAULT
+        optimizer = default_optimizer(model, start, physics=given and lambda_infer > 0)
     base = GAUSS_NEWTON_CONFIG if optimizer == "gauss-newton" else START_CONFIG if start else None
-    config = settings_from_params(LatentOptConfig, base=base)
+    config = settings_from_params(LatentOptConfig, base=base, optimizer=optimizer)
     report = run_solve(
         task,
         model,

@@ -22,12 +22,13 @@ import numpy as np
 import torch
 
 from piddm.atomic import check_output_path
+from piddm.checkpoint import read_metadata
 from piddm.data.io import read_dataset
 from piddm.data.solutions import write_solutions
 from piddm.diffusion.one_step import one_step_generator
 from piddm.errors import PiddmError
 from piddm.metrics import per_sample_residual, task_metrics
-from piddm.models import check_model_matches, load_any
+from piddm.models import check_model_matches, load_any, resolve_model
 from piddm.sampling import TEACHER_KINDS, pde_of
 from piddm.tasks.diffusionpde import diffusionpde_error_rate, observed_count
 from piddm.tasks.figures import plot_task_instance
@@ -100,6 +101,18 @@ def check_solve_inputs(
     if figure_dir.exists() and not figure_dir.is_dir():
         raise PiddmError(f"--figures {figure_dir} exists and is not a directory")
     return out_path, figure_dir
+
+
+def default_optimizer(model: str, start: str | None = None, physics: bool = False) -> str:
+    """``piddm solve``'s optimizer for ``model`` (a checkpoint, run directory or pretrained
+    name): Gauss-Newton from prior draws where the PDE's data are Gaussian
+    (``PDE.linear_gaussian``: its members are near-posterior draws there; benchmarks/LOG.md,
+    "Gauss-Newton"), Adam elsewhere, from an amortised ``start`` and when a ``physics`` term
+    is asked for (Gauss-Newton fits the observations alone)."""
+    if start is not None or physics:
+        return "adam"
+    pde = pde_of(read_metadata(resolve_model(model)))
+    return "gauss-newton" if pde.linear_gaussian else "adam"
 
 
 def run_solve(
