@@ -10,20 +10,26 @@ from pathlib import Path
 import pytest
 
 from conftest import SUBPROCESS_ENV, make_dataset, piddm_command
+from piddm.tasks.latent import GAUSS_NEWTON_CONFIG
 
 #: A fast latent optimisation: the test is about what the result says, not how good it is.
 QUICK = ("--n", "2", "--ensemble", "2", "--candidates", "0", "--steps", "2")
 
 
-def solve(tmp_path: Path, pde: str, task: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def solve(
+    tmp_path: Path, pde: str, task: str, *extra: str, quick: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``piddm solve TASK`` on 2 fresh instances of ``pde`` with its pretrained student (with
+    ``QUICK``'s settings unless ``quick`` is false)."""
     data = tmp_path / f"{pde}.h5"
     if not data.exists():
         make_dataset(data, pde, 32, n=2)
     out = tmp_path / f"{pde}-{task}.h5"
+    settings = QUICK if quick else ("--n", "2")
     return subprocess.run(
         piddm_command(
             "solve", task, "--model", f"{pde}-32-piddm", "--data", str(data),
-            "--obs-fraction", "0.03", "--out", str(out), "--overwrite", *QUICK, *extra,
+            "--obs-fraction", "0.03", "--out", str(out), "--overwrite", *settings, *extra,
         ),
         capture_output=True,
         text=True,
@@ -80,22 +86,10 @@ def test_gauss_newton_takes_its_own_settings_unless_given(tmp_path: Path) -> Non
     passes and one backward pass per observed node: the summary's nfe counts both), and so
     does the default (auto) on Poisson, whose data are Gaussian; a given option wins; the
     estimate is better than the prior mean."""
-    from piddm.tasks.latent import GAUSS_NEWTON_CONFIG
-
-    data = tmp_path / "poisson.h5"
-    make_dataset(data, "poisson", 32, n=2)
-    args = (
-        "solve", "inverse", "--model", "poisson-32-piddm", "--data", str(data),
-        "--obs-fraction", "0.03", "--n", "2", "--json",
-    )  # fmt: skip
     runs = {}
     explicit = ("--optimizer", "gauss-newton")
     for name, extra in (("auto", ()), ("own", explicit), ("given", (*explicit, "--steps", "2"))):
-        out = tmp_path / f"{name}.h5"
-        proc = subprocess.run(
-            piddm_command(*args, *extra, "--out", str(out)),
-            capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=300,
-        )  # fmt: skip
+        proc = solve(tmp_path, "poisson", "inverse", "--json", *extra, quick=False)
         assert proc.returncode == 0, proc.stderr
         runs[name] = json.loads(proc.stdout)
     b, k = GAUSS_NEWTON_CONFIG.ensemble, GAUSS_NEWTON_CONFIG.steps
