@@ -228,6 +228,12 @@ class PDE(ABC):
         """Map a generated input to one the solver accepts (identity unless overridden)."""
         return inputs
 
+    def admissible_field(self, x: torch.Tensor) -> torch.Tensor:
+        """Fields ``x`` ``(B, C, S, S)`` with their input replaced by :meth:`admissible_inputs`
+        (torch, differentiable where the PDE says how): the field whose residual the relative
+        residual and the preconditioned residual measure. ``x`` itself unless overridden."""
+        return x
+
     def solve_own_input(self, field: np.ndarray) -> np.ndarray:
         """The solver's field ``(C, S, S)`` for ``field``'s own input, made admissible:
         ``solve(admissible_inputs(inputs_of(field)))``."""
@@ -287,8 +293,10 @@ class PDE(ABC):
         return out
 
     def relative_residual(self, x: torch.Tensor) -> torch.Tensor:
-        """``|R(x)| / |R(x0)|`` per sample, ``(B,)``, over the equation nodes, with ``x0 =
-        without_solution(x)``: 1 for the zero field, 0 for the solver's (docs/concepts.md)."""
+        """``|R(x')| / |R(x0)|`` per sample, ``(B,)``, over the equation nodes, with ``x' =
+        admissible_field(x)`` and ``x0 = without_solution(x')``: 1 for the zero field, 0 for
+        the solver's (docs/concepts.md)."""
+        x = self.admissible_field(x)
         zero = self.residual_norm(self.without_solution(x))
         return self.residual_norm(x) / zero.clamp_min(torch.finfo(x.dtype).tiny)
 
@@ -304,11 +312,14 @@ class PDE(ABC):
         raise PiddmError(f"PDE '{self.name}' defines no preconditioned residual")
 
     def solution_error(self, x: torch.Tensor) -> torch.Tensor:
-        """``e = P^-1 R(x)`` ``(B, S, S)``, zero off the equation nodes: for linear PDEs exactly
-        ``u - u*``, ``u*`` the solver's solution for ``x``'s own input. Differentiable with
-        ``P`` held fixed (the gradient of ``|e|**2 / 2`` to ``u`` is ``e``)."""
+        """``e = P^-1 R(x')`` ``(B, S, S)``, ``x' = admissible_field(x)``, zero off the equation
+        nodes: for linear PDEs exactly ``u - u*``, ``u*`` the solver's solution for ``x``'s own
+        input made admissible (:meth:`solve_own_input`). Differentiable with ``P`` held fixed
+        (the gradient of ``|e|**2 / 2`` to ``u`` is ``e``)."""
         self.check_fields(x)
-        e = frozen_solve(self.residual(x), self.linearised_operator(x.detach()))
+        e = frozen_solve(
+            self.residual(self.admissible_field(x)), self.linearised_operator(x.detach())
+        )
         return e * self.equation_mask(x.device).to(e.dtype)
 
     def preconditioned_residual(self, x: torch.Tensor) -> torch.Tensor:

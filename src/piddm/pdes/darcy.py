@@ -28,7 +28,6 @@ class Darcy(DirichletPDE):
     default_params: ClassVar[dict[str, float]] = {"forcing": 1.0, "a_high": 12.0, "a_low": 3.0}
     normalisation: ClassVar[Normalisation] = Normalisation(shift=(7.5, 0.0), scale=(4.5, 0.012))
     residual_scale: ClassVar[float] = 1.0  # f**2 with f = 1
-    threshold: ClassVar[float] = 7.5  # midpoint of the two phases: classifies generated a
     #: DiffusionPDE's weights (coefficient: forward problem, solution: inverse problem).
     diffusionpde_zeta_obs: ClassVar[tuple[float, ...]] = (5.0, 3000.0)
     #: Both phases must be positive (an elliptic operator).
@@ -36,6 +35,11 @@ class Darcy(DirichletPDE):
         "a_high": (0.0, True),
         "a_low": (0.0, True),
     }
+
+    @property
+    def threshold(self) -> float:  # type: ignore[override]
+        """The midpoint of the two phases (7.5 by default): classifies a generated ``a``."""
+        return 0.5 * (self.params["a_low"] + self.params["a_high"])
 
     def check_params(self) -> None:
         if self.params["a_low"] > self.params["a_high"]:
@@ -56,12 +60,20 @@ class Darcy(DirichletPDE):
         return self.pack(a, u)
 
     def admissible_inputs(self, inputs: np.ndarray) -> np.ndarray:
-        """Generated permeabilities clipped to ``[a_low, a_high]`` (keeps the operator elliptic)."""
-        return np.clip(inputs, self.params["a_low"], self.params["a_high"])
+        """The two-phase medium a generated permeability stands for: each node takes the
+        nearer phase (``a_high`` at or above the midpoint of the phases, ``a_low`` below), as
+        the error rate classifies it. A sample whose coefficient lies between the phases is
+        held to the medium it represents, not to a blurred one (docs/concepts.md)."""
+        a = np.asarray(inputs, dtype=np.float64)
+        return np.where(a >= self.threshold, self.params["a_high"], self.params["a_low"])
 
     def operator_coefficient(self, a: torch.Tensor) -> torch.Tensor:
-        """``a`` clipped to ``[a_low, a_high]``, as :meth:`admissible_inputs` does."""
-        return a.clamp(self.params["a_low"], self.params["a_high"])
+        """:meth:`admissible_inputs` in torch, with the gradient of ``a`` clipped to
+        ``[a_low, a_high]`` (straight-through: the projection's own gradient is zero)."""
+        low, high = self.params["a_low"], self.params["a_high"]
+        clipped = a.clamp(low, high)
+        phases = torch.where(a >= self.threshold, high, low).to(a.dtype)
+        return clipped + (phases - clipped).detach()
 
     def interior_solver(self, a: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
         """``-div(a grad .)`` factorised once per sample (sparse LU, on the CPU)."""

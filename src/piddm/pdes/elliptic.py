@@ -102,9 +102,17 @@ class DirichletPDE(PDE):
         raise NotImplementedError
 
     def operator_coefficient(self, a: torch.Tensor) -> torch.Tensor:
-        """The coefficient ``(B, S, S)`` whose operator preconditions the residual: ``a``
-        itself unless a PDE must keep its operator invertible (Darcy clips to its phases)."""
+        """:meth:`PDE.admissible_inputs` of coefficients ``a`` ``(B, S, S)`` in torch: the
+        coefficient whose operator the physics measures use; ``a`` itself unless a PDE
+        overrides it (Darcy: the two-phase medium)."""
         return a
+
+    def admissible_field(self, x: torch.Tensor) -> torch.Tensor:
+        a = x[:, 0]
+        admissible = self.operator_coefficient(a)
+        if admissible is a:
+            return x
+        return torch.cat([admissible[:, None], x[:, 1:]], dim=1)
 
     def linearised_operator(self, x: torch.Tensor) -> LinearSolver:
         return DirichletOperator(self, self.operator_coefficient(x[:, 0]))
@@ -174,10 +182,10 @@ class DirichletOperator:
     ``e_I = L_II^-1 (r_I - L_Ib e_b)``. ``L_II`` is symmetric; the coupling ``L_Ib`` and its
     transpose come from the PDE's own stencil (:meth:`DirichletPDE.interior_residual` with zero
     source, which is linear in ``u``), so no second copy of the discretisation exists.
-    ``a`` is :meth:`DirichletPDE.operator_coefficient` of the field's coefficient: for a
-    generated Darcy permeability outside ``[a_low, a_high]`` (where ``-div(a grad .)`` may be
-    singular) ``P`` is the operator of the clipped one, the solver consistency's choice, and
-    ``P^-1 R`` is no longer exactly ``u - u*``; its only zero is still ``R = 0``.
+    ``a`` is :meth:`DirichletPDE.operator_coefficient` of the field's coefficient, the one
+    the solver consistency solves with (Darcy: the two-phase medium), and the residual is taken
+    with the same coefficient (:meth:`PDE.admissible_field`), so ``P^-1 R`` is exactly
+    ``u - u*`` for every generated coefficient.
     """
 
     def __init__(self, pde: DirichletPDE, a: torch.Tensor) -> None:
