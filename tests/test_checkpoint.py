@@ -179,6 +179,33 @@ def test_a_flipped_bit_in_a_tensor_is_detected(tmp_path: Path, trained_like):
         load_model(path)
 
 
+def test_read_metadata_reads_the_header_alone(tmp_path: Path, trained_like):
+    """The header of a file whose tensors were damaged still reads (loading it refuses);
+    a file that is not a readable piddm checkpoint is refused as by the full read."""
+    model, metadata = trained_like
+    path = save_weights(tmp_path / "w.safetensors", model, metadata)
+    flip_bit(path, tensor_offset(path, sorted(model.state_dict())[3]) + 5, bit=2)
+    assert read_metadata(path) == read_metadata(
+        save_weights(tmp_path / "ok.safetensors", model, metadata)
+    )
+    with pytest.raises(PiddmError, match="content hash mismatch"):
+        load_model(path)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00not a safetensors file at all" * 10)
+    with pytest.raises(PiddmError, match="not a readable .safetensors file"):
+        read_metadata(garbage)
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(PiddmError, match="is truncated"):
+        read_metadata(truncated)
+    from safetensors.torch import save_file
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    with pytest.raises(PiddmError, match="not a piddm checkpoint"):
+        read_metadata(foreign)
+
+
 def test_float16_weights_are_hashed_as_stored(tmp_path: Path, trained_like):
     model, metadata = trained_like
     path = save_weights(tmp_path / "half.safetensors", model.half(), metadata)

@@ -183,41 +183,67 @@ def _check_not_a_dataset(path: Path) -> None:
     raise PiddmError(f"{path} is {what}, not a model checkpoint: {MODEL_ARGUMENT}")
 
 
+def _readable_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` if it is a complete ``.safetensors`` file, else :class:`PiddmError`."""
+    p = Path(path)
+    if not p.is_file():
+        raise PiddmError(f"checkpoint {p} does not exist")
+    _check_not_a_dataset(p)
+    _check_complete(p)
+    return p
+
+
+def _unreadable(p: Path, exc: Exception) -> PiddmError:
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return PiddmError(f"checkpoint {p} is not a readable .safetensors file ({first})")
+
+
+def _check_format(p: Path, header: dict[str, str]) -> None:
+    if header.get("format") != CHECKPOINT_FORMAT or "metadata" not in header:
+        raise PiddmError(f"{p} is a .safetensors file but not a piddm checkpoint (no metadata)")
+
+
+def _parse_metadata(p: Path, header: dict[str, str]) -> dict[str, Any]:
+    try:
+        return json.loads(header["metadata"])
+    except json.JSONDecodeError:
+        raise PiddmError(f"checkpoint {p} has corrupt metadata") from None
+
+
 def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """``(state_dict on CPU, metadata)`` of a weights file.
 
     Raises :class:`PiddmError` if the file is missing, truncated, unreadable, foreign, or if
     its tensors do not match the content hash stored with them.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise PiddmError(f"checkpoint {p} does not exist")
-    _check_not_a_dataset(p)
-    _check_complete(p)
+    p = _readable_file(path)
     try:
         with safe_open(str(p), framework="pt", device="cpu") as handle:
             header = handle.metadata() or {}
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
     except Exception as exc:  # safetensors raises its own error types for corrupt files
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise PiddmError(f"checkpoint {p} is not a readable .safetensors file ({first})") from None
-    if header.get("format") != CHECKPOINT_FORMAT or "metadata" not in header:
-        raise PiddmError(f"{p} is a .safetensors file but not a piddm checkpoint (no metadata)")
+        raise _unreadable(p, exc) from None
+    _check_format(p, header)
     if HASH_KEY in header and header[HASH_KEY] != content_digest(tensors):
         raise PiddmError(
             f"checkpoint {p} is corrupted (content hash mismatch); the file was damaged after "
             f"it was written: copy or export it again"
         )
-    try:
-        metadata = json.loads(header["metadata"])
-    except json.JSONDecodeError:
-        raise PiddmError(f"checkpoint {p} has corrupt metadata") from None
-    return tensors, metadata
+    return tensors, _parse_metadata(p, header)
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The JSON metadata of a weights file (a run directory resolves to its final checkpoint)."""
-    return read_checkpoint(resolve_checkpoint(path))[1]
+    """The JSON metadata of a weights file (a run directory resolves to its final checkpoint),
+    from its header alone: the tensors are neither read nor hashed (loading them checks
+    them), with the same errors as :func:`read_checkpoint` otherwise."""
+    p = _readable_file(resolve_checkpoint(path))
+    try:
+        with safe_open(str(p), framework="pt", device="cpu") as handle:
+            header = handle.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise _unreadable(p, exc) from None
+    _check_format(p, header)
+    return _parse_metadata(p, header)
 
 
 def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
