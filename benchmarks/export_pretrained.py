@@ -38,6 +38,7 @@ from piddm.export import (
     write_card,
 )
 from piddm.models import PRETRAINED_DIR
+from piddm.nets import count_parameters
 from piddm.training.rundir import read_stats
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,7 +91,14 @@ def export_one(pde: str, role: str, reference: np.ndarray) -> None:
                 if (spread := distill.get("std_weight", DistillConfig.std_weight))
                 else ""
             )
-            + f", {residual_norm_of(metadata)} residual)."
+            + f", {residual_norm_of(metadata)} residual"
+            + (
+                f"; its U-Net grown by {grown} refinement blocks per decoder level, "
+                f"{count_parameters(model):,} parameters"
+                if (grown := distill.get("grow_blocks", DistillConfig.grow_blocks))
+                else ""
+            )
+            + ")."
         )
         if origin := trained.get("train", {}).get("init_from"):
             if origin == name:  # the previous release's model of the same name

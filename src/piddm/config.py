@@ -141,6 +141,7 @@ NET_CHECKS: dict[str, Check] = {
     "dropout": UNIT_OPEN,
     "num_groups": POSITIVE,
     "embedding_dim": POSITIVE,
+    "refine_blocks": NON_NEGATIVE,
 }
 
 
@@ -266,6 +267,10 @@ class DistillConfig:
     teacher's endpoints (the paper's), or ``solved``, the teacher's endpoints with their
     solution replaced by the solver's for their own coefficient (initial condition), so the
     distillation loss and the physics term agree (docs/concepts.md, "Solver targets").
+    ``grow_blocks``: the student's U-Net gets this many refinement blocks at the end of each
+    decoder level (``net.refine_blocks``), identity at initialisation, so the grown student
+    starts as its teacher (or its ``train.init_from`` student) and has more capacity than it
+    (0: the teacher's architecture; docs/method.md, "PIDDM student").
     """
 
     lambda_train: float = setting(1e-2, check=NON_NEGATIVE)
@@ -282,6 +287,7 @@ class DistillConfig:
     residual_norm: ResidualNorm = "plain"
     std_weight: float = setting(0.0, check=NON_NEGATIVE)
     pair_targets: Literal["teacher", "solved"] = "teacher"
+    grow_blocks: int = setting(0, check=NON_NEGATIVE)
 
 
 #: The tasks an amortised start network can be trained on (:mod:`piddm.tasks.masks`).

@@ -160,6 +160,37 @@ def test_a_student_can_start_from_another_students_weights(
         distill(wrong, teacher, run_dir=tmp_path / "wrong", device="cpu", progress=False)
 
 
+def test_a_grown_student_starts_as_the_student_it_grows_from(
+    teacher: Path, student: Path, data_file: Path, tmp_path: Path
+) -> None:
+    """``distill.grow_blocks``: the student gets refinement blocks (recorded in its
+    checkpoint), computes its ``train.init_from`` student's function before training, and a
+    grown student cannot be loaded into an ungrown one."""
+    cfg = student_cfg(data_file, tmp_path / "runs", lambda_train=0.1)
+    grown_cfg = cfg.replace(
+        {
+            "train.steps": 1,
+            "optim.lr": 1e-30,
+            "train.init_from": str(student),
+            "distill.grow_blocks": 2,
+        }
+    )
+    result = distill(grown_cfg, teacher, run_dir=tmp_path / "grown", device="cpu", progress=False)
+    tensors, meta = read_checkpoint(result.checkpoint)
+    assert meta["net"]["refine_blocks"] == 2
+    assert any(".refine." in key for key in tensors)
+    eps = torch.randn((8, 2, 16, 16), generator=torch.Generator().manual_seed(5))
+    outputs = []
+    for path in (student, result.checkpoint):
+        model, model_meta = load_model(path)
+        with torch.no_grad():
+            outputs.append(one_step_generator(model, model_meta)(eps))
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-5, atol=1e-6)
+    shrunk = cfg.replace({"train.steps": 1, "train.init_from": str(result.checkpoint)})
+    with pytest.raises(PiddmError, match="another architecture than the student"):
+        distill(shrunk, teacher, run_dir=tmp_path / "shrunk", device="cpu", progress=False)
+
+
 def test_batch_std_is_the_unbiased_std_over_the_batch() -> None:
     x = torch.randn(7, 2, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(batch_std(x), x.std(dim=0))

@@ -129,3 +129,30 @@ def test_preset_sizes() -> None:
 
 def test_gpu_preset_constructs() -> None:
     assert count_parameters(build_unet(unet_preset("gpu", 2))) > 50e6
+
+
+def test_refinement_blocks_start_as_the_identity_and_then_act() -> None:
+    """A U-Net with refinement blocks loads the weights of one without and computes the same
+    function (the grown student starts as its teacher); a trained block changes it."""
+    torch.manual_seed(0)
+    small = build_unet(tiny_config())
+    torch.nn.init.normal_(small.conv_out.weight, std=0.1)  # a nonzero output to compare
+    grown = build_unet(dataclasses.replace(tiny_config(), refine_blocks=2))
+    missing, unexpected = grown.load_state_dict(small.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("refine.") for k in missing)
+    assert count_parameters(grown) > count_parameters(small)
+    x, sigma = torch.randn(3, 2, 16, 16), torch.tensor([0.1, 1.0, 10.0])
+    reference = small(x, sigma)
+    assert reference.abs().max() > 0
+    torch.testing.assert_close(grown(x, sigma), reference, rtol=0, atol=0)
+    for level in grown.refine:  # every decoder level's last block
+        torch.nn.init.normal_(level[-1].conv2.weight, std=0.1)
+        assert not torch.allclose(grown(x, sigma), reference)
+        torch.nn.init.zeros_(level[-1].conv2.weight)
+
+
+def test_refinement_blocks_must_be_a_non_negative_integer() -> None:
+    for bad in (-1, 1.5, True):
+        with pytest.raises(PiddmError, match="refine_blocks"):
+            tiny_config(refine_blocks=bad)
+    assert tiny_config(refine_blocks=0) == tiny_config()

@@ -1,6 +1,7 @@
 """Student training (``kind: piddm | pid``): what ``piddm distill`` calls.
 
-The student copies the teacher's architecture and EMA weights, then trains within the run
+The student copies the teacher's architecture (grown by ``distill.grow_blocks`` refinement
+blocks, identity at initialisation) and EMA weights, then trains within the run
 entry shared with teachers (:func:`~piddm.training.session.run_session`) in the one loop
 (:func:`piddm.training.loop.fit`: checkpoints, exact resume, DDP, stats) with
 :class:`~piddm.distill.objectives.PIDDMObjective` or
@@ -10,6 +11,7 @@ entry shared with teachers (:func:`~piddm.training.session.run_session`) in the 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +27,7 @@ from piddm.distill.objectives import PIDDMObjective, PIDObjective, residual_term
 from piddm.distill.pairs import PairBank, PairSettings, check_pair_settings, file_digest
 from piddm.errors import PiddmError
 from piddm.models import load_any, resolve_model
+from piddm.nets import UNetConfig, build_unet
 from piddm.pdes import PDE, get_pde
 from piddm.training.distributed import DistInfo
 from piddm.training.loop import TrainResult, TrainSpec
@@ -47,13 +50,27 @@ def check_teacher_matches(cfg: Config, metadata: dict[str, Any]) -> None:
         )
 
 
+def student_net(cfg: Config, teacher_meta: dict[str, Any]) -> UNetConfig:
+    """The student's U-Net: the teacher's, with ``distill.grow_blocks`` refinement blocks per
+    decoder level when that is above 0."""
+    net = UNetConfig.from_dict(teacher_meta["net"])
+    if cfg.distill.grow_blocks:
+        net = dataclasses.replace(net, refine_blocks=cfg.distill.grow_blocks)
+    return net
+
+
 def student_metadata(
     cfg: Config, teacher_meta: dict[str, Any], teacher_path: str, step: int
 ) -> dict[str, Any]:
-    """Checkpoint metadata of a student: the teacher's, with the student's kind and settings."""
+    """Checkpoint metadata of a student: the teacher's, with the student's kind, settings and
+    U-Net."""
     meta = copy.deepcopy(teacher_meta)
     meta.update(
-        kind=cfg.kind, step=int(step), config=config_to_dict(cfg), teacher=str(teacher_path)
+        kind=cfg.kind,
+        step=int(step),
+        config=config_to_dict(cfg),
+        teacher=str(teacher_path),
+        net=dataclasses.asdict(student_net(cfg, teacher_meta)),
     )
     if cfg.kind == "pid":
         diffusion = teacher_meta["diffusion"]
@@ -66,10 +83,37 @@ def student_metadata(
     return meta
 
 
+def load_grown(
+    net: nn.Module, tensors: dict[str, torch.Tensor], *, grown: bool, source: str
+) -> None:
+    """Load ``tensors`` into ``net``; when ``grown``, the refinement blocks ``net`` has beyond
+    ``tensors`` keep their identity initialisation. Raise :class:`PiddmError` on any other
+    mismatch."""
+    try:
+        missing, unexpected = net.load_state_dict(
+            {k: v.float() for k, v in tensors.items()}, strict=not grown
+        )
+    except RuntimeError:
+        missing, unexpected = ["?"], []
+    if unexpected or any(".refine." not in f".{key}" for key in missing):
+        raise PiddmError(
+            f"{source} has another architecture than the student (distill.grow_blocks must "
+            "match a grown student's refinement blocks, or exceed them when growing it)"
+        )
+
+
 def build_student(cfg: Config, teacher: nn.Module, teacher_meta: dict[str, Any]) -> nn.Module:
-    """A trainable copy of the teacher (PIDDM) or PID's trajectory model around its U-Net;
-    with ``train.init_from``, the weights of that student checkpoint (a fine-tune)."""
+    """A trainable copy of the teacher (PIDDM) or PID's trajectory model around its U-Net,
+    grown by ``distill.grow_blocks`` (:func:`student_net`; the new blocks start as the
+    identity); with ``train.init_from``, the weights of that student checkpoint (a fine-tune;
+    it may be a student with fewer refinement blocks)."""
     student = copy.deepcopy(teacher).train().requires_grad_(True)
+    net = student_net(cfg, teacher_meta)
+    if net != student.net.config:
+        teacher_net = student.net
+        device = next(teacher_net.parameters()).device
+        student.net = build_unet(net).to(device).train()
+        load_grown(student.net, teacher_net.state_dict(), grown=True, source="the teacher")
     if cfg.kind == "pid":
         student = PIDStudent(
             student.net,
@@ -82,13 +126,12 @@ def build_student(cfg: Config, teacher: nn.Module, teacher_meta: dict[str, Any])
             raise PiddmError(
                 f"config train.init_from: {cfg.train.init_from} is not a {cfg.kind} student"
             )
-        try:
-            student.load_state_dict({k: v.float() for k, v in tensors.items()})
-        except RuntimeError:
-            raise PiddmError(
-                f"config train.init_from: {cfg.train.init_from} has another architecture "
-                "than the teacher"
-            ) from None
+        load_grown(
+            student,
+            tensors,
+            grown=net.refine_blocks > 0,
+            source=f"config train.init_from: {cfg.train.init_from}",
+        )
     return student
 
 

@@ -1,4 +1,5 @@
-"""Building blocks of the U-Net: residual block, self-attention, down- and up-sampling.
+"""Building blocks of the U-Net: residual and refinement blocks, self-attention, down- and
+up-sampling.
 
 All blocks act on feature maps ``(B, C, H, W)``; residual blocks also take the noise
 embedding ``(B, E)``. Sums of a residual branch and its skip path are scaled by
@@ -64,6 +65,31 @@ class ResBlock(nn.Module):
         h = h + self.affine(emb).unsqueeze(-1).unsqueeze(-1)
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))
         return (h + self.skip(x)) * _SKIP_SCALE
+
+
+class RefineBlock(nn.Module):
+    """Residual refinement at constant width: ``(B, C, H, W), (B, E) -> (B, C, H, W)``.
+
+    ``out = x + conv2(silu(norm2(conv1(silu(norm1(x))) + Linear(emb))))`` with ``conv2``
+    zero-initialised and no ``1/sqrt(2)`` scale, so a new block is the identity: inserting it
+    into a trained network leaves that network's function unchanged (a student grown from its
+    teacher starts as the teacher; :class:`piddm.nets.UNet`, ``refine_blocks``).
+    """
+
+    def __init__(self, channels: int, embedding_dim: int, *, num_groups: int = 8) -> None:
+        super().__init__()
+        self.norm1 = group_norm(channels, num_groups)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.affine = nn.Linear(embedding_dim, channels)
+        self.norm2 = group_norm(channels, num_groups)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.affine(emb).unsqueeze(-1).unsqueeze(-1)
+        return x + self.conv2(F.silu(self.norm2(h)))
 
 
 class SelfAttention(nn.Module):

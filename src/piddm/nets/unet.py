@@ -5,12 +5,16 @@ channels at resolution ``S / 2^l``)::
 
     conv_in -> [ResBlock (+ attention at the coarsest level)] x num_res_blocks -> Downsample
             -> ... -> middle: ResBlock, attention, ResBlock
-            -> [ResBlock on concat(h, skip) (+ attention)] x (num_res_blocks + 1) -> Upsample
+            -> [ResBlock on concat(h, skip) (+ attention)] x (num_res_blocks + 1)
+            -> [RefineBlock] x refine_blocks -> Upsample
             -> ... -> GroupNorm, SiLU, conv_out (zero-initialised)
 
 Every encoder output is a skip connection consumed by the mirrored decoder block. The noise
 level enters each residual block as a per-channel shift after its first conv; down- and
-up-sampling are fixed (average pooling, nearest neighbour).
+up-sampling are fixed (average pooling, nearest neighbour). Refinement blocks (none by default)
+are identity at initialisation: a network with more of them loads the weights of one with
+fewer and computes the same function, which is how a student grows beyond its teacher
+(``distill.grow_blocks``, docs/method.md, "PIDDM student").
 """
 
 from __future__ import annotations
@@ -24,7 +28,14 @@ from torch import nn
 
 from piddm.errors import PiddmError
 from piddm.nets.embedding import NoiseEmbedding
-from piddm.nets.layers import Downsample, ResBlock, SelfAttention, Upsample, group_norm
+from piddm.nets.layers import (
+    Downsample,
+    RefineBlock,
+    ResBlock,
+    SelfAttention,
+    Upsample,
+    group_norm,
+)
 
 
 class UNetConfigError(PiddmError, ValueError):
@@ -37,9 +48,11 @@ class UNetConfig:
 
     ``out_channels`` defaults to ``in_channels`` and ``embedding_dim`` to
     ``4 * base_channels``; ``num_groups`` is clamped per layer to a divisor of its channel
-    count. The config round-trips through ``dataclasses.asdict`` and JSON (lists are
-    accepted where tuples are expected). These fields, with their defaults, are also the
-    ``net`` keys of a run config (:class:`piddm.config.NetConfig`): a new one is added here.
+    count; ``refine_blocks`` is the number of :class:`~piddm.nets.layers.RefineBlock` at the
+    end of every decoder level. The config round-trips through ``dataclasses.asdict`` and
+    JSON (lists are accepted where tuples are expected). These fields, with their defaults,
+    are also the ``net`` keys of a run config (:class:`piddm.config.NetConfig`): a new one is
+    added here.
     """
 
     in_channels: int
@@ -51,6 +64,7 @@ class UNetConfig:
     dropout: float = 0.0
     num_groups: int = 8
     embedding_dim: int | None = None
+    refine_blocks: int = 0
 
     def __post_init__(self) -> None:
         mult = tuple(int(m) for m in self.channel_mult)
@@ -72,6 +86,15 @@ class UNetConfig:
                 raise UNetConfigError(
                     f"UNetConfig.{name} must be a positive integer, got {value!r}"
                 )
+        if (
+            not isinstance(self.refine_blocks, int)
+            or isinstance(self.refine_blocks, bool)
+            or self.refine_blocks < 0
+        ):
+            raise UNetConfigError(
+                f"UNetConfig.refine_blocks must be a non-negative integer, "
+                f"got {self.refine_blocks!r}"
+            )
         if not mult or min(mult) < 1:
             raise UNetConfigError(
                 f"UNetConfig.channel_mult must be a non-empty tuple of positive integers, "
@@ -180,12 +203,21 @@ class UNet(nn.Module):
         )
 
         self.decoder = nn.ModuleList()
+        # Refinement blocks per decoder level, coarsest first (empty lists hold no weights,
+        # so networks without them keep their parameter names).
+        self.refine = nn.ModuleList()
         for level in reversed(range(len(mult))):
             attn = attend and level == coarsest
             out = base * mult[level]
             for _ in range(config.num_res_blocks + 1):
                 self.decoder.append(_Stage(ch + skip_channels.pop(), out, config, attention=attn))
                 ch = out
+            self.refine.append(
+                nn.ModuleList(
+                    RefineBlock(ch, config.embedding_dim, num_groups=config.num_groups)
+                    for _ in range(config.refine_blocks)
+                )
+            )
             if level != 0:
                 self.decoder.append(Upsample())
         assert not skip_channels
@@ -220,12 +252,21 @@ class UNet(nn.Module):
             skips.append(h)
         for stage in self.middle:
             h = stage(h, emb)
+        levels = iter(self.refine)
         for module in self.decoder:
             if isinstance(module, _Stage):
                 h = module(torch.cat([h, skips.pop()], dim=1), emb)
             else:
+                h = self._refined(h, emb, next(levels))
                 h = module(h)
+        h = self._refined(h, emb, next(levels))
         return self.conv_out(F.silu(self.norm_out(h)))
+
+    @staticmethod
+    def _refined(h: torch.Tensor, emb: torch.Tensor, blocks: nn.ModuleList) -> torch.Tensor:
+        for block in blocks:
+            h = block(h, emb)
+        return h
 
 
 def build_unet(config: UNetConfig) -> UNet:
