@@ -10,6 +10,7 @@ from pathlib import Path
 import h5py
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from conftest import tiny_config_dict
 from helpers import cli_user_error, flip_bit
@@ -78,25 +79,30 @@ def test_run_directory_resolves_to_final_then_latest(tmp_path: Path, trained_lik
     assert load_model(tmp_path / "run")[1]["step"] == 9
 
 
+def bad_files(tmp_path: Path, good: Path) -> list[tuple[Path, str]]:
+    """Files that are not readable piddm checkpoints, each with the error it must raise:
+    garbage bytes, ``good`` cut short, and a foreign ``.safetensors`` file (no metadata)."""
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00not a safetensors file at all" * 10)
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(good.read_bytes()[:-100])
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    return [
+        (garbage, "not a readable .safetensors file"),
+        (truncated, "is truncated"),
+        (foreign, "not a piddm checkpoint"),
+    ]
+
+
 def test_missing_corrupt_and_foreign_files(tmp_path: Path, trained_like):
     model, metadata = trained_like
     with pytest.raises(PiddmError, match="does not exist"):
         load_model(tmp_path / "missing.safetensors")
-    garbage = tmp_path / "garbage.safetensors"
-    garbage.write_bytes(b"\x00not a safetensors file at all" * 10)
-    with pytest.raises(PiddmError, match="not a readable .safetensors file"):
-        load_model(garbage)
     good = save_weights(tmp_path / "good.safetensors", model, metadata)
-    truncated = tmp_path / "truncated.safetensors"
-    truncated.write_bytes(good.read_bytes()[:-100])
-    with pytest.raises(PiddmError, match="is truncated"):
-        load_model(truncated)
-    from safetensors.torch import save_file
-
-    foreign = tmp_path / "foreign.safetensors"
-    save_file({"w": torch.zeros(2)}, str(foreign))
-    with pytest.raises(PiddmError, match="not a piddm checkpoint"):
-        load_model(foreign)
+    for path, message in bad_files(tmp_path, good):
+        with pytest.raises(PiddmError, match=message):
+            load_model(path)
 
 
 def test_weights_that_do_not_match_the_metadata(tmp_path: Path, trained_like):
@@ -190,20 +196,9 @@ def test_read_metadata_reads_the_header_alone(tmp_path: Path, trained_like):
     )
     with pytest.raises(PiddmError, match="content hash mismatch"):
         load_model(path)
-    garbage = tmp_path / "garbage.safetensors"
-    garbage.write_bytes(b"\x00not a safetensors file at all" * 10)
-    with pytest.raises(PiddmError, match="not a readable .safetensors file"):
-        read_metadata(garbage)
-    truncated = tmp_path / "truncated.safetensors"
-    truncated.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(PiddmError, match="is truncated"):
-        read_metadata(truncated)
-    from safetensors.torch import save_file
-
-    foreign = tmp_path / "foreign.safetensors"
-    save_file({"w": torch.zeros(2)}, str(foreign))
-    with pytest.raises(PiddmError, match="not a piddm checkpoint"):
-        read_metadata(foreign)
+    for bad, message in bad_files(tmp_path, path):
+        with pytest.raises(PiddmError, match=message):
+            read_metadata(bad)
 
 
 def test_float16_weights_are_hashed_as_stored(tmp_path: Path, trained_like):
@@ -231,8 +226,6 @@ def test_a_cut_checkpoint_is_reported_as_truncated(tmp_path: Path, trained_like,
 
 
 def test_a_checkpoint_without_a_hash_still_loads(tmp_path: Path, trained_like):
-    from safetensors.torch import save_file
-
     model, metadata = trained_like
     old = tmp_path / "old.safetensors"
     header = {"format": CHECKPOINT_FORMAT, "metadata": json.dumps(metadata)}
