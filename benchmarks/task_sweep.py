@@ -108,7 +108,7 @@ def main() -> None:
     student, meta = load_any(args.model)
     pde = pde_of(meta)
     generator = one_step_generator(student.eval().requires_grad_(False), meta)
-    start_net = load_start(args.start, pde) if args.start else None
+    start_net = load_start(args.start, pde, task=args.task) if args.start else None
     fields = read_dataset(args.data).fields
     first = args.offset if args.offset >= 0 else len(fields) + args.offset
     truth = torch.from_numpy(fields[first : first + args.n].astype(np.float64))

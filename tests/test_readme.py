@@ -52,6 +52,20 @@ REDUCED: dict[tuple[str, ...], tuple[dict[str, str], list[str]]] = {
             "train.num_samples=2",
         ],
     ),  # fmt: skip
+    ("amortise",): (
+        {},
+        [
+            "--steps",
+            "2",
+            "--no-progress",
+            "--set",
+            "data.n_holdout=4",
+            "--set",
+            "optim.batch_size=4",
+            "--set",
+            "net.base_channels=8",
+        ],
+    ),  # fmt: skip
     ("sample",): ({"--n": "8"}, ["--quiet"]),
     ("eval",): ({}, []),
     ("solve", "forward"): ({"--n": "1"}, ["--steps", "2", "--ensemble", "2", "--candidates", "2"]),
@@ -98,7 +112,9 @@ def test_readme_has_the_two_pipelines() -> None:
     blocks = pipeline_blocks(README.read_text())
     assert len(blocks) == 2  # the 32^2 pipeline and the 16^2 smoke run
     words = [[cmd[1] for cmd in block] for block in blocks]
-    assert words[0] == ["data", "train", "distill", "sample", "eval", "solve", "solve"]
+    assert words[0] == [
+        "data", "train", "distill", "sample", "eval", "solve", "solve", "amortise", "solve"
+    ]  # fmt: skip
     assert words[1] == ["data", "train", "sample", "eval"]
 
 

@@ -408,6 +408,21 @@ def test_start_rows_begin_at_the_amortised_start(bench, tmp_path: Path) -> None:
     assert set(rows) == {None, "amortised"}
     assert rows["amortised"]["nfe"] == 2 * (1 + 1) + 2 * 1 and rows["amortised"]["n"] == TASK_N
     assert rows[None]["nfe"] > rows["amortised"]["nfe"]
+    # A start trained for forward problems alone is refused for the inverse rows, before any
+    # row runs (no bench.json is written).
+    forward_cfg = {**start_cfg, "start": {**start_cfg.get("start", {}), "tasks": ["forward"]}}
+    forward_start = amortise(
+        config_from_dict(forward_cfg),
+        str(student),
+        run_dir=tmp_path / "forward-start",
+        device="cpu",
+        progress=False,
+    ).checkpoint
+    wrong = {**raw, "models": {**raw["models"], "start": str(forward_start)}}
+    wrong["out_dir"] = str(tmp_path / "wrong")
+    with pytest.raises(PiddmError, match="trained on forward problems, not inverse"):
+        run_bench(bench_config_from_dict(wrong), progress=False)
+    assert not (tmp_path / "wrong" / "bench.json").exists()
     del raw["models"]["start"]
     result = run_bench(bench_config_from_dict(raw), progress=False)
     assert {r["variant"] for r in result.rows} == {None}

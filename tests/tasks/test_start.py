@@ -212,6 +212,19 @@ def test_load_start_refuses_other_models_and_pdes(world: dict[str, Path], tmp_pa
         load_start(str(result.checkpoint), get_pde("poisson", S))
     with pytest.raises(PiddmError, match=f"trained at resolution {S}, not {2 * S}"):
         load_start(str(result.checkpoint), get_pde("darcy", 2 * S))
+    # A start trained for one task refuses the others, by name, and loads for its own.
+    inverse_only = amortise(
+        cfg.replace({"train.steps": 2, "start.tasks": ["inverse"]}),
+        str(world["student"]),
+        run_dir=tmp_path / "inverse",
+        device="cpu",
+        progress=False,
+    )
+    assert load_start(str(inverse_only.checkpoint), PDE16, task="inverse") is not None
+    with pytest.raises(PiddmError, match="trained on inverse problems, not forward"):
+        load_start(str(inverse_only.checkpoint), PDE16, task="forward")
+    for task in cfg.start.tasks:  # the start of every configured task
+        load_start(str(result.checkpoint), PDE16, task=task)
     with pytest.raises(PiddmError, match="one-step student"):
         teacher = tmp_path / "teacher.safetensors"
         teacher_cfg = config_from_dict(tiny_config_dict(world["data"], tmp_path))

@@ -88,6 +88,7 @@ from piddm.pdes import PDE, get_pde
 from piddm.sampling import latents, make_sampler, measured_nfe
 from piddm.tasks.classical import floor_estimate, floor_supports, map_estimate, map_supports
 from piddm.tasks.latent import LatentOptConfig, optimise_latents
+from piddm.tasks.start import check_start_task
 from piddm.training.distributed import DistInfo, resolve_device
 
 #: The ``piddm eval`` keys, in :class:`piddm.metrics.EvalReport`'s order (task rows fill the
@@ -365,7 +366,7 @@ def run_task(
     assert entry.model is not None
     if entry.method in STUDENT_METHODS:
         settings = {**tasks.latent_settings(task), **entry.settings}
-        start = _start_network(ctx, entry) if settings.pop("start") else None
+        start = _start_network(ctx, entry, task) if settings.pop("start") else None
         config = LatentOptConfig(**settings)
         generator = one_step_generator(entry.model.model, entry.model.metadata)
         rng = torch.Generator().manual_seed(tasks.seed)
@@ -390,15 +391,20 @@ def run_task(
     return outcome
 
 
-def _start_network(ctx: _Context, entry: Entry) -> torch.nn.Module:
-    """The ``start`` model for a PIDDM row with ``start: true`` (:func:`_entries` skips such
-    rows when there is none)."""
+def _start_network(ctx: _Context, entry: Entry, task: str) -> torch.nn.Module:
+    """The ``start`` model for a PIDDM row of ``task`` with ``start: true`` (:func:`_entries`
+    skips such rows when there is none); it must have been trained on ``task``."""
     if entry.method != "piddm-1" or "start" not in ctx.models:
         raise PiddmError(
             f"config tasks.start / variants: the {entry.method} rows cannot start from an "
             "amortised start (it needs the PIDDM student and a models.start network)"
         )
-    return ctx.models["start"].model
+    start = ctx.models["start"]
+    try:
+        check_start_task(start.metadata, task, str(start.path))
+    except PiddmError as exc:
+        raise PiddmError(f"config models.start: {exc}") from None
+    return start.model
 
 
 def _run_classical(
@@ -536,6 +542,17 @@ def _entries(ctx: _Context, notes: list[str]) -> list[Entry]:
     return entries
 
 
+def _check_starts(ctx: _Context, entries: list[Entry]) -> None:
+    """Before any row runs: every student row that starts from ``models.start`` can (the
+    errors of :func:`_start_network`)."""
+    for entry in entries:
+        if entry.method not in STUDENT_METHODS or not entry.tasks:
+            continue
+        for task in ctx.cfg.tasks.run:
+            if {**ctx.cfg.tasks.latent_settings(task), **entry.settings}.get("start"):
+                _start_network(ctx, entry, task)
+
+
 # ----------------------------------------------------------------------------- driver
 def run_bench(
     cfg: BenchConfig,
@@ -557,6 +574,7 @@ def run_bench(
     _warm_up(models.values(), pde, dev)
     ctx = _Context(cfg, pde, dev, reference, models, log)
     entries = _entries(ctx, notes)
+    _check_starts(ctx, entries)
     for note in notes:
         log(f"warning: {note}")
     result = BenchResult(rows=[], notes=notes)

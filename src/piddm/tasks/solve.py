@@ -163,7 +163,7 @@ def run_solve(
         if instances is not None:
             check_against_truth(observations, instances.fields.shape, data)
     generator = one_step_generator(student, metadata)
-    start_net = None if start is None else load_start(start, pde, torch_device)
+    start_net = None if start is None else load_start(start, pde, torch_device, task)
     rng = torch.Generator().manual_seed(seed)
     truth = None
     if instances is not None:

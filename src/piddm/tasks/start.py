@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from piddm import __version__
-from piddm.config import Config, config_to_dict
+from piddm.config import Config, StartConfig, config_to_dict
 from piddm.errors import PiddmError
 from piddm.models import check_model_matches, load_any
 from piddm.nets import UNetConfig, build_unet
@@ -78,11 +78,26 @@ def observed_input(
     return y.float(), mask.float()
 
 
-def load_start(name: str, pde: PDE, device: torch.device | str = "cpu") -> nn.Module:
+def check_start_task(metadata: dict[str, Any], task: str, name: str) -> None:
+    """:class:`PiddmError` unless the start network ``name`` (its checkpoint ``metadata``) was
+    trained on ``task`` (``start.tasks`` of its config; :class:`piddm.config.StartConfig`'s
+    default when the config lacks it)."""
+    tasks = metadata.get("config", {}).get("start", {}).get("tasks") or StartConfig.tasks
+    if task not in tasks:
+        raise PiddmError(
+            f"start network {name} was trained on {', '.join(tasks)} problems, not {task}: "
+            f"train one whose start.tasks include {task} (piddm amortise)"
+        )
+
+
+def load_start(
+    name: str, pde: PDE, device: torch.device | str = "cpu", task: str | None = None
+) -> nn.Module:
     """The start network ``name`` (checkpoint, run directory or pretrained name) for ``pde``;
-    :class:`PiddmError` if it is another kind of model or was trained for another PDE or
-    grid. (A start predicts latents of the student it was trained with, recorded in its
-    metadata; the student's float16 export shares them.)"""
+    :class:`PiddmError` if it is another kind of model, was trained for another PDE or
+    grid, or (given ``task``) was not trained on that task (``start.tasks``). (A start
+    predicts latents of the student it was trained with, recorded in its metadata; the
+    student's float16 export shares them.)"""
     model, metadata = load_any(name, device)
     if metadata.get("kind") != "start":
         raise PiddmError(
@@ -90,6 +105,8 @@ def load_start(name: str, pde: PDE, device: torch.device | str = "cpu") -> nn.Mo
             f"model: {name}"
         )
     check_model_matches(metadata, pde.name, pde.resolution)
+    if task is not None:
+        check_start_task(metadata, task, name)
     return model
 
 
