@@ -61,7 +61,8 @@ from piddm.tasks.solve import check_solve_inputs, default_optimizer, run_solve
     "pretrained name): every instance's latents start near its prediction, nothing is "
     f"screened, and the options below that are not given take its settings (ensemble "
     f"{START_CONFIG.ensemble}, steps {START_CONFIG.steps}, lambda-infer "
-    f"{START_CONFIG.lambda_infer:g}, residual-norm {START_CONFIG.residual_norm}).",
+    f"{START_CONFIG.lambda_infer:g}, residual-norm {START_CONFIG.residual_norm}). It must have "
+    "been trained on the task (start.tasks); one trained on that task alone is more accurate.",
 )
 # 8 latents x 100 steps: at the cost of 4 x 200, a lower error (benchmarks/task_sweep.py).
 @default_option("--ensemble", LatentOptConfig, INT64, "Latents per instance.")
