@@ -386,13 +386,19 @@ def test_start_rows_begin_at_the_amortised_start(bench, tmp_path: Path) -> None:
         log_every=1,
         checkpoint_every=2,
     )
-    start = amortise(
-        config_from_dict(start_cfg),
-        str(student),
-        run_dir=tmp_path / "start",
-        device="cpu",
-        progress=False,
-    ).checkpoint
+
+    def train_start(config: dict, name: str) -> Path:
+        """The checkpoint of a start network of ``student`` trained with ``config``."""
+        run = amortise(
+            config_from_dict(config),
+            str(student),
+            run_dir=tmp_path / name,
+            device="cpu",
+            progress=False,
+        )
+        return run.checkpoint
+
+    start = train_start(start_cfg, "start")
     variants = {"piddm-1": {"amortised": {"start": True, "steps": 1, "ensemble": 2}}}
     raw = bench_dict(
         root,
@@ -411,13 +417,7 @@ def test_start_rows_begin_at_the_amortised_start(bench, tmp_path: Path) -> None:
     # A start trained for forward problems alone is refused for the inverse rows, before any
     # row runs (no bench.json is written).
     forward_cfg = {**start_cfg, "start": {**start_cfg.get("start", {}), "tasks": ["forward"]}}
-    forward_start = amortise(
-        config_from_dict(forward_cfg),
-        str(student),
-        run_dir=tmp_path / "forward-start",
-        device="cpu",
-        progress=False,
-    ).checkpoint
+    forward_start = train_start(forward_cfg, "forward-start")
     wrong = {**raw, "models": {**raw["models"], "start": str(forward_start)}}
     wrong["out_dir"] = str(tmp_path / "wrong")
     with pytest.raises(PiddmError, match="trained on forward problems, not inverse"):

@@ -201,30 +201,30 @@ def test_load_start_refuses_other_models_and_pdes(world: dict[str, Path], tmp_pa
     with pytest.raises(PiddmError, match="must be a start network"):
         load_start(str(world["student"]), PDE16)
     cfg = load_config(world["config"])
-    result = amortise(
-        cfg.replace({"train.steps": 2}),
-        str(world["student"]),
-        run_dir=tmp_path / "r",
-        device="cpu",
-        progress=False,
-    )
+
+    def train_start(overrides: dict, name: str) -> Path:
+        """A start network of the world's student, 2 steps of ``cfg`` with ``overrides``."""
+        run = amortise(
+            cfg.replace({"train.steps": 2, **overrides}),
+            str(world["student"]),
+            run_dir=tmp_path / name,
+            device="cpu",
+            progress=False,
+        )
+        return run.checkpoint
+
+    checkpoint = train_start({}, "r")
     with pytest.raises(PiddmError, match="trained for PDE 'darcy', not 'poisson'"):
-        load_start(str(result.checkpoint), get_pde("poisson", S))
+        load_start(str(checkpoint), get_pde("poisson", S))
     with pytest.raises(PiddmError, match=f"trained at resolution {S}, not {2 * S}"):
-        load_start(str(result.checkpoint), get_pde("darcy", 2 * S))
+        load_start(str(checkpoint), get_pde("darcy", 2 * S))
     # A start trained for one task refuses the others, by name, and loads for its own.
-    inverse_only = amortise(
-        cfg.replace({"train.steps": 2, "start.tasks": ["inverse"]}),
-        str(world["student"]),
-        run_dir=tmp_path / "inverse",
-        device="cpu",
-        progress=False,
-    )
-    assert load_start(str(inverse_only.checkpoint), PDE16, task="inverse") is not None
+    inverse_only = train_start({"start.tasks": ["inverse"]}, "inverse")
+    assert load_start(str(inverse_only), PDE16, task="inverse") is not None
     with pytest.raises(PiddmError, match="trained on inverse problems, not forward"):
-        load_start(str(inverse_only.checkpoint), PDE16, task="forward")
+        load_start(str(inverse_only), PDE16, task="forward")
     for task in cfg.start.tasks:  # the start of every configured task
-        load_start(str(result.checkpoint), PDE16, task=task)
+        load_start(str(checkpoint), PDE16, task=task)
     with pytest.raises(PiddmError, match="one-step student"):
         teacher = tmp_path / "teacher.safetensors"
         teacher_cfg = config_from_dict(tiny_config_dict(world["data"], tmp_path))

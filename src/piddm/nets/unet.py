@@ -73,28 +73,20 @@ class UNetConfig:
             object.__setattr__(self, "out_channels", self.in_channels)
         if self.embedding_dim is None:
             object.__setattr__(self, "embedding_dim", 4 * self.base_channels)
-        positive = {
-            "in_channels": self.in_channels,
-            "out_channels": self.out_channels,
-            "base_channels": self.base_channels,
-            "num_res_blocks": self.num_res_blocks,
-            "num_groups": self.num_groups,
-            "embedding_dim": self.embedding_dim,
+        # Each count with its lowest allowed value.
+        counts = {
+            "in_channels": (self.in_channels, 1),
+            "out_channels": (self.out_channels, 1),
+            "base_channels": (self.base_channels, 1),
+            "num_res_blocks": (self.num_res_blocks, 1),
+            "num_groups": (self.num_groups, 1),
+            "embedding_dim": (self.embedding_dim, 1),
+            "refine_blocks": (self.refine_blocks, 0),
         }
-        for name, value in positive.items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise UNetConfigError(
-                    f"UNetConfig.{name} must be a positive integer, got {value!r}"
-                )
-        if (
-            not isinstance(self.refine_blocks, int)
-            or isinstance(self.refine_blocks, bool)
-            or self.refine_blocks < 0
-        ):
-            raise UNetConfigError(
-                f"UNetConfig.refine_blocks must be a non-negative integer, "
-                f"got {self.refine_blocks!r}"
-            )
+        for name, (value, low) in counts.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                kind = "positive" if low == 1 else "non-negative"
+                raise UNetConfigError(f"UNetConfig.{name} must be a {kind} integer, got {value!r}")
         if not mult or min(mult) < 1:
             raise UNetConfigError(
                 f"UNetConfig.channel_mult must be a non-empty tuple of positive integers, "
