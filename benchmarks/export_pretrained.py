@@ -9,12 +9,21 @@ For each PDE: ``runs/<pde>-32-teacher`` -> ``src/piddm/pretrained/<pde>-32-teach
 exported weights against ``data/<pde>-32-test.h5``: every key of ``piddm eval``, among them
 solver consistency and the relative residual, median and mean with 95 % intervals), then
 ``docs/pretrained.md`` is rendered from every card. With ``--render-only`` only the page is
-rendered.
+rendered. The start networks (trained with the shipped student as ``--student``)::
+
+    piddm amortise --student darcy-32-piddm --config configs/darcy-32-start-cpu.yaml \
+        --run-dir runs/darcy-32-start
+    piddm amortise --student darcy-32-piddm --config configs/darcy-32-start-inverse-cpu.yaml \
+        --run-dir runs/darcy-32-start-inverse
+    python benchmarks/export_pretrained.py darcy --roles start start-inverse
+
+(their cards: :func:`piddm.export.start_card`, the task metrics of ``piddm solve --start``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 from pathlib import Path
@@ -29,11 +38,14 @@ from piddm.data.io import read_dataset
 from piddm.distill import residual_norm_of
 from piddm.export import (
     check_residual,
+    check_start,
     export_weights,
     measure,
     model_card,
     read_cards,
     render_cards,
+    start_card,
+    start_student,
     time_per_sample,
     write_card,
 )
@@ -73,6 +85,9 @@ def export_one(pde: str, role: str, reference: np.ndarray) -> None:
     else:
         config = f"configs/{pde}-32-piddm-cpu.yaml"
         command = f"piddm distill --teacher runs/{pde}-32-teacher --config {config}"
+    if role.startswith("start"):
+        export_start(pde, role, reference)
+        return
     model, metadata = load_model(resolve_checkpoint(run_dir))
     fp32_check = check_residual(model, metadata)
     weights = export_weights(run_dir, name)
@@ -146,10 +161,55 @@ def export_one(pde: str, role: str, reference: np.ndarray) -> None:
     )
 
 
+def export_start(pde: str, role: str, reference: np.ndarray) -> None:
+    """Export the start network ``runs/<pde>-32-<role>`` (trained by
+    ``configs/<pde>-32-<role>-cpu.yaml``) with its card."""
+    name = f"{pde}-32-{role}"
+    run_dir = ROOT / "runs" / name
+    config = f"configs/{name}-cpu.yaml"
+    model, metadata = load_model(resolve_checkpoint(run_dir))
+    fp32_check = check_start(model, metadata)
+    weights = export_weights(run_dir, name)
+    source = {
+        "config": config,
+        "command": f"piddm amortise --student {start_student(metadata)} --config {config}",
+        "steps": int(metadata["step"]),
+        "train_seconds": train_seconds(run_dir),
+        "machine": MACHINE,
+        "python": platform.python_version(),
+    }
+    load = os.getloadavg()[0]  # other jobs on the cores slow the solver's timings
+    card = start_card(weights, reference, source, {"train": TRAIN_DATA, "test": TEST_DATA})
+    threads = torch.get_num_threads()
+    card.timing += f", {threads} thread{'s' * (threads > 1)}, load average {load:.1f} before"
+    card.notes.insert(
+        0,
+        f"Check (start alone on {card.check['n']} fresh instances, 3 % observed): "
+        + "; ".join(
+            f"{task} rel. L2 of the solution {fp32_check[task]['rel_l2_solution']:.4g} with the "
+            f"float32 weights, {card.check['tasks'][task]['rel_l2_solution']:.4g} with the "
+            "shipped float16 weights"
+            for task in card.check["tasks"]
+        )
+        + ".",
+    )
+    path = write_card(card)
+    for task, rows in card.eval["tasks"].items():
+        cells = ", ".join(
+            f"{label}: rel. L2 of a {row['rel_l2_coefficient']:.4g}, of u "
+            f"{row['rel_l2_solution']:.4g}, error rate {row['error_rate']}"
+            for label, row in rows.items()
+        )
+        print(f"{name} {task}: {cells}", file=sys.stderr)
+    print(f"{name}: {weights.stat().st_size / 1e6:.2f} MB, card {path}", file=sys.stderr)
+
+
 def retime() -> None:
     """Re-measure time per sample: 64 samples in one batch for every model (same batch size,
     so the teacher / student ratio is the cost of the number of network evaluations)."""
     for card in read_cards(PRETRAINED_DIR):
+        if card.kind == "start":  # timed per task instance by its export
+            continue
         weights = PRETRAINED_DIR / f"{card.name}.safetensors"
         card.seconds_per_sample = time_per_sample(weights, 64)
         card.timing = f"best of 3 batches of 64, {torch.get_num_threads()} threads, idle machine"
@@ -162,7 +222,7 @@ def remeasure(names: list[str]) -> None:
     against ``data/<pde>-32-test.h5``, keeping the rest of each card: for models whose
     training run is not on this machine, when the metrics gain keys."""
     for card in read_cards(PRETRAINED_DIR):
-        if names and card.name not in names:
+        if (names and card.name not in names) or card.kind == "start":
             continue
         model, metadata = load_model(PRETRAINED_DIR / f"{card.name}.safetensors")
         reference = read_dataset(ROOT / "data" / f"{card.pde}-32-test.h5").fields

@@ -52,12 +52,21 @@ def test_demo_prints_its_tables_and_writes_readable_figures(tmp_path: Path) -> N
         assert low <= row["relative_residual_median"] <= high
     assert student["relative_residual_median"] < teacher["relative_residual_median"]
     assert [t["task"] for t in report["tasks"]] == ["forward", "inverse"]
+    # Darcy's tasks start from the start networks shipped for them, with solve --start's settings
+    assert [t["start"] for t in report["tasks"]] == ["darcy-32-start", "darcy-32-start-inverse"]
+    assert [t["solver"] for t in report["tasks"]] == [
+        "darcy-32-start + 4 x 0",  # the start alone: more accurate on forward problems
+        "darcy-32-start-inverse + 4 x 10",
+    ]
     for task in report["tasks"]:
         assert 0 <= task["rel_l2_solution"] < 1.0 and 0 <= task["error_rate"] <= 1
         # Darcy has no exact posterior: the yardstick is the prior mean's error
         assert task["yardstick"] == "prior_mean_error" and "bayes_floor" not in task
         guess = task["prior_mean_error"]
         assert 0.1 < guess["rel_l2_solution"] < 1.0 and 0.2 < guess["error_rate"] < 0.8
+        # ... which the solver from a start beats by far (about 10 % against 27 % / 46 %)
+        assert task["rel_l2_solution"] < guess["rel_l2_solution"] / 1.5
+        assert task["error_rate"] < guess["error_rate"] / 1.5
     assert [t["observed"] for t in report["tasks"]] == ["3 % of a", "3 % of u"]
     # each PDE writes to its own directory under --out
     assert all(Path(f).parent == out / "darcy" for f in report["figures"])
@@ -67,8 +76,8 @@ def test_demo_prints_its_tables_and_writes_readable_figures(tmp_path: Path) -> N
         assert Path(figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert Path(figure).stat().st_size > 10_000
 
-    text = subprocess.run(
-        piddm_command("demo", "--out", str(out), *TINY),
+    text = subprocess.run(  # --no-start: every task from screened prior draws
+        piddm_command("demo", "--out", str(out), "--no-start", *TINY),
         capture_output=True,
         text=True,
         env=SUBPROCESS_ENV,
@@ -91,6 +100,7 @@ def test_demo_prints_its_tables_and_writes_readable_figures(tmp_path: Path) -> N
     for task in report["tasks"]:  # "forward  3 % of a  37.8% [54.5%]  13.1% [27.3%] ..."
         line = next(x for x in text.stdout.splitlines() if x.split()[:1] == [task["task"]])
         assert line.count("[") == 3, line
+        assert line.endswith("  4 -> 2 x 3"), line  # 4 draws screened, 2 members x 3 steps
     assert "[in brackets] prior mean" in text.stdout
     student_line = next(line for line in text.stdout.splitlines() if "PIDDM student" in line)
     cells = student_line.split()[-4:]  # consistency, rel. res., residual, vs teacher
@@ -134,6 +144,7 @@ def test_burgers_demo_solves_from_its_initial_condition_and_sensors(tmp_path: Pa
     assert inverse["observed"] == "2 sensors x all t"
     assert inverse["observed_fraction"] == 2 / 32
     for task in (forward, inverse):
+        assert task["start"] is None and task["solver"] == "4 -> 2 x 3"  # none shipped
         assert task["yardstick"] == "prior_mean_error"
         assert 0.8 < task["prior_mean_error"]["rel_l2_solution"] < 1.0
     assert (out / "burgers" / "forward.png").is_file() and not (out / "forward.png").exists()

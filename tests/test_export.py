@@ -6,13 +6,27 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
-from conftest import make_dataset, tiny_config_dict
+from conftest import make_dataset, tiny_config_dict, tiny_start_config_dict
 from piddm.checkpoint import load_model, read_checkpoint
 from piddm.config import config_from_dict
 from piddm.data import read_dataset
-from piddm.export import ModelCard, export_weights, model_card, read_cards, render_cards, write_card
+from piddm.errors import PiddmError
+from piddm.export import (
+    ModelCard,
+    check_start,
+    export_weights,
+    model_card,
+    read_cards,
+    render_cards,
+    start_card,
+    start_student,
+    write_card,
+)
+from piddm.tasks.amortise import amortise
+from piddm.tasks.latent import START_CONFIG
 from piddm.training import train
 
 
@@ -78,3 +92,51 @@ def test_export_writes_float16_weights_and_a_card_measured_on_them(tmp_path: Pat
     old_row = next(line for line in old_page.splitlines() if line.startswith("| `darcy-16-tiny`"))
     assert old_row.split(" | ")[6:8] == [f"- / {ev['solver_consistency']:.3g}", "-"]
     assert f"solver consistency mean {ev['solver_consistency']:.3g}; residual" in old_page
+
+
+def test_a_start_network_of_a_shipped_student_exports_with_its_task_card(tmp_path: Path) -> None:
+    """A start network trained with the shipped ``darcy-32-piddm`` (2 steps of a tiny U-Net)
+    exports with a card of ``piddm solve --start``'s task errors and its check on fresh
+    instances; one trained with another student cannot ship."""
+    data = make_dataset(tmp_path / "d32.h5", resolution=32, n=12)
+    cfg = tiny_start_config_dict(
+        data,
+        tmp_path / "runs",
+        n_holdout=0,
+        start={"tasks": ["inverse"], "obs_fraction_min": 0.02, "obs_fraction_max": 0.05},
+        steps=2,
+        checkpoint_every=2,
+    )
+    cfg["pde"]["resolution"] = 32
+    run = amortise(
+        config_from_dict(cfg),
+        "darcy-32-piddm",
+        run_dir=tmp_path / "r",
+        device="cpu",
+        progress=False,
+    )
+    weights = export_weights(run.run_dir, "darcy-32-start-tiny", tmp_path)
+    source = {"config": "c.yaml", "command": "piddm amortise", "steps": 2, "train_seconds": 1.0}
+    card = start_card(
+        weights,
+        read_dataset(data).fields,
+        {**source, "machine": "test"},
+        {"train": "t", "test": "r"},
+        n_eval=3,
+    )
+    assert card.kind == "start" and card.source["student"] == "darcy-32-piddm"
+    assert card.eval["n"] == 3 and list(card.eval["tasks"]) == ["inverse"]
+    alone, solved = card.eval["tasks"]["inverse"].items()
+    assert alone[0] == "4 x 0" and solved[0] == f"4 x {START_CONFIG.steps}"
+    assert 0 <= solved[1]["error_rate"] <= 1 and solved[1]["seconds_per_instance"] > 0
+    model, metadata = load_model(weights)
+    assert card.check["tasks"] == check_start(model, metadata)  # deterministic
+    write_card(card, tmp_path)
+    page = render_cards(read_cards(tmp_path))
+    assert "## Start networks" in page and "### `darcy-32-start-tiny`" in page
+    row = next(line for line in page.splitlines() if line.startswith("| `darcy-32-start-tiny`"))
+    assert row.split(" | ")[1:3] == ["`darcy-32-piddm`", "inverse"]
+
+    other = {**metadata, "student": {"path": str(tmp_path / "runs" / "my-student")}}
+    with pytest.raises(PiddmError, match="must be trained with a shipped student"):
+        start_student(other)

@@ -7,13 +7,17 @@ import pytest
 
 from piddm.data.generate import sample_seed
 from piddm.errors import PiddmError
-from piddm.export import check_residual, denoising_mse, read_cards
+from piddm.export import check_residual, check_start, denoising_mse, read_cards
 from piddm.metrics import solver_consistency
 from piddm.models import PRETRAINED_DIR, load_pretrained, pretrained_names, resolve_model
+from piddm.pdes import get_pde
 from piddm.sampling import pde_of, sample_checkpoint
+from piddm.tasks.start import auto_start, load_start, shipped_starts
 
 PDES = ("darcy", "poisson", "helmholtz", "burgers")  # the shipped ones (a new PDE ships none)
-EXPECTED = sorted(f"{pde}-32-{role}" for pde in PDES for role in ("teacher", "piddm"))
+#: Start networks of the shipped students (Darcy's tasks; the Gaussian PDEs need none).
+STARTS = ("darcy-32-start", "darcy-32-start-inverse")
+EXPECTED = sorted([f"{pde}-32-{role}" for pde in PDES for role in ("teacher", "piddm")] + [*STARTS])
 CARDS = {card.name: card for card in read_cards()}
 #: Seed of the fresh solver data of this test: disjoint from training (0), test (1), demo.
 FRESH_SEED = 4242
@@ -25,9 +29,45 @@ def test_every_pde_ships_a_teacher_and_a_student_with_a_card() -> None:
     assert sorted(CARDS) == EXPECTED
 
 
-def test_the_shipped_weights_fit_in_20_mb() -> None:
+def test_the_shipped_weights_fit_in_30_mb() -> None:
     total = sum(p.stat().st_size for p in PRETRAINED_DIR.glob("*.safetensors"))
-    assert total < 20e6, f"{total / 1e6:.1f} MB"
+    assert total < 30e6, f"{total / 1e6:.1f} MB"
+
+
+@pytest.mark.parametrize("name", STARTS)
+def test_start_network_predicts_as_its_model_card_says(name: str) -> None:
+    card = CARDS[name]
+    model, metadata = load_pretrained(name)
+    assert metadata["kind"] == "start" and card.source["student"] == "darcy-32-piddm"
+    check = check_start(model, metadata, n=card.check["n"])
+    assert sorted(check) == sorted(card.eval["tasks"]) == sorted(card.check["tasks"])
+    for task, metrics in check.items():
+        expected = card.check["tasks"][task]
+        assert metrics["rel_l2_solution"] <= TOLERANCE * expected["rel_l2_solution"], task
+        assert metrics["error_rate"] <= TOLERANCE * expected["error_rate"], task
+
+
+def test_solve_picks_the_shipped_start_of_the_task_student_and_observed_fraction() -> None:
+    darcy, poisson = get_pde("darcy", 32), get_pde("poisson", 32)
+    # the start trained on the task alone first, then the one of every task
+    assert shipped_starts(darcy, "inverse") == ["darcy-32-start-inverse", "darcy-32-start"]
+    assert shipped_starts(darcy, "forward") == ["darcy-32-start"]
+    assert shipped_starts(poisson, "forward") == []
+    student = "darcy-32-piddm"
+    assert auto_start(student, darcy, "inverse", 0.03) == "darcy-32-start-inverse"
+    assert auto_start(str(resolve_model(student)), darcy, "inverse", 0.03) == (
+        "darcy-32-start-inverse"
+    )  # the same student by its file
+    assert auto_start(student, darcy, "inverse", 0.08) == "darcy-32-start"  # above 2-5 %
+    assert auto_start(student, darcy, "reconstruct", 0.03) == "darcy-32-start"
+    assert auto_start(student, darcy, "forward", 0.3) is None  # above 1-10 %
+    assert auto_start(student, darcy, "inverse", None) is None  # the user's own observations
+    assert auto_start("darcy-32-teacher", darcy, "inverse", 0.03) is None  # another model
+    load_start("darcy-32-start-inverse", darcy, task="inverse")
+    with pytest.raises(PiddmError, match="trained on inverse problems, not forward"):
+        load_start("darcy-32-start-inverse", darcy, task="forward")
+    with pytest.raises(PiddmError, match="for PDE 'darcy', not 'poisson'"):
+        load_start("darcy-32-start", poisson)
 
 
 @pytest.mark.parametrize("name", [n for n in EXPECTED if n.endswith("-piddm")])

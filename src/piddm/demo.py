@@ -11,8 +11,11 @@ With the shipped ``<pde>-32-teacher`` and ``<pde>-32-piddm`` models, :func:`run_
 3. solves the forward and the inverse problem on the fresh instances from the PDE's own
    observation model (:meth:`~piddm.pdes.PDE.observation_mask`: ``obs_fraction`` random
    nodes of the steady PDEs; Burgers' initial condition and sensors) by latent optimisation
-   (docs/concepts.md) and reports relative L2 (and Darcy's coefficient error rate) against
-   the solver's truth, next to the task's yardstick under the same observations
+   (docs/concepts.md): from the start network shipped for the task and the student
+   (:func:`~piddm.tasks.start.auto_start`) with ``piddm solve --start``'s settings
+   (:func:`~piddm.tasks.latent.start_config`) where there is one, else from screened prior
+   draws; it reports relative L2 (and Darcy's coefficient error rate) against the solver's
+   truth, next to the task's yardstick under the same observations
    (:mod:`piddm.tasks.yardstick`: the exact Bayes floor, or the prior mean's error);
 4. writes figures (samples with their residual maps; truth / estimate / error / std of one
    forward and one inverse instance) to ``out``.
@@ -37,6 +40,8 @@ from piddm.pdes import available_pdes
 from piddm.plotting import plot_dataset_samples
 from piddm.sampling import TEACHER_KINDS, pde_of, sample_checkpoint
 from piddm.tasks import LatentOptConfig, plot_task_instance, solve_task
+from piddm.tasks.latent import start_config
+from piddm.tasks.start import auto_start, load_start
 from piddm.tasks.yardstick import yardstick_entries
 
 #: Seed of the demo's fresh instances: disjoint from training (0) and test (1) data.
@@ -54,7 +59,9 @@ def demo_pdes() -> list[str]:
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Sizes of the demo; the defaults run in about a minute on 2 CPU cores."""
+    """Sizes of the demo; the defaults run in about a minute on 2 CPU cores. ``ensemble``,
+    ``candidates`` and ``steps`` solve the tasks without a shipped start network (all of them
+    unless ``start``)."""
 
     pde: str = "darcy"
     samples: int = 64
@@ -67,6 +74,7 @@ class DemoSettings:
     seed: int = DEMO_SEED
     teacher: str | None = None
     student: str | None = None
+    start: bool = True
 
     def __post_init__(self) -> None:
         for name in ("samples", "teacher_samples", "instances", "ensemble", "steps"):
@@ -111,6 +119,13 @@ def _generation_row(
         **physics_summary(pde, run.fields),
     }
     return row, run.fields
+
+
+def solver_label(config: LatentOptConfig, start: str | None) -> str:
+    """``"darcy-32-start + 4 x 10"`` or ``"256 -> 4 x 100"``: where a task's latents start (a
+    start network, or the best of ``candidates`` prior draws) and members x optimiser steps."""
+    origin = f"{start} + " if start else f"{config.candidates} -> " if config.candidates else ""
+    return f"{origin}{config.ensemble} x {config.steps}"
 
 
 def run_demo(settings: DemoSettings, out_dir: str | Path, device: torch.device) -> DemoReport:
@@ -164,15 +179,26 @@ def run_demo(settings: DemoSettings, out_dir: str | Path, device: torch.device) 
     ]
 
     generator = one_step_generator(student, s_meta)
-    config = LatentOptConfig(
+    screened = LatentOptConfig(
         steps=settings.steps, ensemble=settings.ensemble, candidates=settings.candidates
     )
     truth = torch.from_numpy(truth_np).double().to(device)
     tasks = []
     for task in ("forward", "inverse"):
+        start_name = None
+        if settings.start:
+            start_name = auto_start(student_name, pde, task, settings.obs_fraction)
+        config = start_config(task) if start_name else screened
         rng = torch.Generator().manual_seed(settings.seed)
         mask, result = solve_task(
-            generator, pde, truth, task, settings.obs_fraction, config, rng=rng
+            generator,
+            pde,
+            truth,
+            task,
+            settings.obs_fraction,
+            config,
+            rng=rng,
+            start=None if start_name is None else load_start(start_name, pde, device, task),
         )
         estimate, std = result.estimate.cpu().numpy(), result.std.cpu().numpy()
         tasks.append(
@@ -182,6 +208,8 @@ def run_demo(settings: DemoSettings, out_dir: str | Path, device: torch.device) 
                 "obs_fraction": settings.obs_fraction,
                 "observed": pde.observation_label(task, settings.obs_fraction),
                 "observed_fraction": float(mask.float().mean()),
+                "start": start_name,
+                "solver": solver_label(config, start_name),
                 **task_metrics(pde, estimate, truth_np),
                 **yardstick_entries(pde, truth_np, mask, truth_np),
                 "seconds_per_instance": result.seconds_per_instance,
@@ -197,7 +225,7 @@ def run_demo(settings: DemoSettings, out_dir: str | Path, device: torch.device) 
                 out / f"{task}.png",
                 title=f"{pde.name} {task} problem, observed: "
                 f"{pde.observation_label(task, settings.obs_fraction)} (red crosses), "
-                f"ensemble of {settings.ensemble}",
+                f"{solver_label(config, start_name)}",
             )
         )
     return DemoReport(
@@ -252,10 +280,14 @@ def format_report(report: DemoReport) -> str:
     kinds = [kind for kind in YARDSTICK_HELP if any(kind in row for row in report.tasks)]
     label = " / ".join(YARDSTICK_SHORT[kind] for kind in kinds)
     lines.extend(f"  [in brackets] {YARDSTICK_HELP[kind]}" for kind in kinds)
+    lines.append(
+        "  solver: start network + members x optimiser steps, or prior draws screened -> "
+        "members x steps"
+    )
     width = 16 if len(kinds) == 1 else 22
     lines.append(
         f"  {'task':<8} {'observed':<20} {'rel L2 coef':>{width}} {'rel L2 sol':>{width}} "
-        f"{'error rate':>{width}} {'s/instance':>11}"
+        f"{'error rate':>{width}} {'s/instance':>11}  solver"
     )
     for row in report.tasks:
         references = [row[kind] for kind in kinds if kind in row]
@@ -265,11 +297,18 @@ def format_report(report: DemoReport) -> str:
         ]
         lines.append(
             f"  {row['task']:<8} {row['observed']:<20} {cells[0]:>{width}} {cells[1]:>{width}} "
-            f"{cells[2]:>{width}} {row['seconds_per_instance']:>11.2f}"
+            f"{cells[2]:>{width}} {row['seconds_per_instance']:>11.2f}  {row['solver']}"
         )
     if len(kinds) > 1:
         lines.append(f"  (brackets: {label})")
     return "\n".join(lines)
 
 
-__all__ = ["DEMO_SEED", "DemoReport", "DemoSettings", "format_report", "run_demo"]
+__all__ = [
+    "DEMO_SEED",
+    "DemoReport",
+    "DemoSettings",
+    "format_report",
+    "run_demo",
+    "solver_label",
+]

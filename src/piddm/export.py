@@ -16,12 +16,22 @@ A shipped model is two files in ``src/piddm/pretrained/``:
     ``check.steps`` steps);
   - ``check.denoising_mse`` (teachers): ``E |D(x + sigma n, sigma) - x|^2`` in normalised
     units at ``sigma = check.sigma`` over held-out solver fields ``x``.
+
+A shipped *start network* (``kind: start``, :mod:`piddm.tasks.start`; named
+``<pde>-<S>-start`` or ``<pde>-<S>-start-<task>``) predicts latents of the shipped student
+named in ``source.student``. Its card's ``eval`` holds, per task it was trained on, the task
+metrics (:func:`piddm.metrics.task_metrics`) of ``piddm solve --start`` on the first
+``eval.n`` held-out instances at ``eval.obs_fraction`` observed (masks and member spread from
+seed ``eval.seed``): with no optimiser step (``ensemble x 0``) and with the solver's start
+settings (:data:`piddm.tasks.latent.START_CONFIG`); its ``check.tasks`` holds the start
+alone's metrics (:func:`piddm.tasks.amortise.start_report`) on ``check.n`` fresh solver
+instances (seeds from ``check.seed``), which a test recomputes.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +42,26 @@ from torch import nn
 from piddm.atomic import atomic_output
 from piddm.checkpoint import load_model, resolve_checkpoint, save_weights
 from piddm.config import DiffusionConfig
-from piddm.metrics import evaluate, per_sample_residual
-from piddm.models import PRETRAINED_DIR
+from piddm.data.generate import sample_seed
+from piddm.diffusion.one_step import one_step_generator
+from piddm.errors import PiddmError
+from piddm.metrics import evaluate, per_sample_residual, task_metrics
+from piddm.models import PRETRAINED_DIR, PRETRAINED_NAME, load_any
 from piddm.pdes import PDE
 from piddm.sampling import TEACHER_KINDS, SampleRun, pde_of, sample_checkpoint
+from piddm.tasks.amortise import REPORT_FRACTION, start_report
+from piddm.tasks.latent import START_CONFIG, solve_task
+from piddm.tasks.start import trained_tasks
 
 CHECK_SAMPLES = 64
 CHECK_SEED = 0
 CHECK_SIGMA = 0.5
 CHECK_TEACHER_STEPS = DiffusionConfig.steps  # the teachers' own default Heun steps
+#: Fresh solver instances of a start network's check (seeds disjoint from training (0), test
+#: (1) and the demo's), and the held-out instances its card's eval solves.
+START_CHECK_INSTANCES = 16
+START_CHECK_SEED = 4242
+START_EVAL_INSTANCES = 200
 
 
 @dataclass
@@ -163,6 +184,94 @@ def model_card(
     )
 
 
+def start_student(metadata: dict[str, Any]) -> str:
+    """The pretrained student whose latents a start network (its ``metadata``) predicts;
+    :class:`PiddmError` if it was trained with another student (it cannot ship)."""
+    student = str(metadata.get("student", {}).get("path"))
+    if not PRETRAINED_NAME.match(student):
+        raise PiddmError(
+            f"a shipped start network must be trained with a shipped student (piddm amortise "
+            f"--student <pde>-32-piddm), not {student}"
+        )
+    return student
+
+
+def check_start(
+    start: nn.Module, metadata: dict[str, Any], n: int = START_CHECK_INSTANCES
+) -> dict[str, dict[str, float | None]]:
+    """Per trained task, the start alone's task metrics (:func:`start_report`, 3 % observed,
+    masks from seed 0) on ``n`` fresh solver instances (seeds from :data:`START_CHECK_SEED`),
+    with the student :func:`start_student` names."""
+    pde = pde_of(metadata)
+    student, s_meta = load_any(start_student(metadata))
+    fresh = [pde.generate(sample_seed(START_CHECK_SEED, i)) for i in range(n)]
+    truth = torch.from_numpy(np.stack(fresh)).double()
+    return start_report(
+        start, one_step_generator(student, s_meta), pde, truth, trained_tasks(metadata)
+    )
+
+
+def start_card(
+    weights: Path,
+    reference: np.ndarray,
+    source: dict[str, Any],
+    data: dict[str, Any],
+    n_eval: int = START_EVAL_INSTANCES,
+    notes: list[str] | None = None,
+) -> ModelCard:
+    """Measure the card of an exported start network (module doc) against the first
+    ``n_eval`` held-out solver fields of ``reference`` ``(N, C, S, S)``."""
+    start, metadata = load_model(weights)
+    pde = pde_of(metadata)
+    student_name = start_student(metadata)
+    student, s_meta = load_any(student_name)
+    generator = one_step_generator(student, s_meta)
+    truth_np = np.asarray(reference[:n_eval], dtype=np.float64)
+    truth = torch.from_numpy(truth_np)
+    seed = 0
+    tasks: dict[str, dict[str, Any]] = {}
+    seconds = []
+    for task in trained_tasks(metadata):
+        rows = {}
+        for config in (replace(START_CONFIG, steps=0), START_CONFIG):
+            _, result = solve_task(
+                generator,
+                pde,
+                truth,
+                task,
+                REPORT_FRACTION,
+                config,
+                rng=torch.Generator().manual_seed(seed),
+                start=start,
+            )
+            rows[f"{config.ensemble} x {config.steps}"] = {
+                **task_metrics(pde, result.estimate.numpy(), truth_np),
+                "seconds_per_instance": result.seconds_per_instance,
+            }
+            if config.steps == 0:
+                seconds.append(result.seconds_per_instance)
+        tasks[task] = rows
+    check = {"n": START_CHECK_INSTANCES, "seed": START_CHECK_SEED, "obs_fraction": REPORT_FRACTION}
+    return ModelCard(
+        name=str(metadata["pretrained"]["name"]),
+        kind="start",
+        pde=pde.name,
+        resolution=pde.resolution,
+        parameters=sum(p.numel() for p in start.parameters()),
+        weights_dtype="float16",
+        size_bytes=weights.stat().st_size,
+        nfe=1,
+        source={**source, "student": student_name},
+        data=data,
+        eval={"n": len(truth_np), "obs_fraction": REPORT_FRACTION, "seed": seed, "tasks": tasks},
+        check={**check, "tasks": check_start(start, metadata)},
+        seconds_per_sample=min(seconds),
+        timing=f"wall time of piddm solve --start on batches of {len(truth_np)} instances (its "
+        "seconds_per_sample: the start alone's)",
+        notes=list(notes or []),
+    )
+
+
 def time_per_sample(weights: Path, n: int, repeats: int = 3) -> float:
     """Seconds per sample of ``n`` samples in one batch: the best of ``repeats`` runs after a
     warm-up batch (the minimum is the least disturbed by other processes, as in ``timeit``)."""
@@ -224,8 +333,68 @@ def physics_sentence(ev: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _percent(row: dict[str, Any], key: str) -> str:
+    return "-" if row.get(key) is None else f"{row[key]:.1%}"
+
+
+def render_start_cards(cards: list[ModelCard]) -> list[str]:
+    """The start networks' section of ``docs/pretrained.md``: one table row per network and
+    task (every error as ``start alone / solver's start settings``), then one section each."""
+    if not cards:
+        return []
+    lines = [
+        "## Start networks",
+        "",
+        "A start network maps a task's observations to starting latents of its student, so",
+        "that `piddm solve --start NAME` needs a few optimiser steps (docs/method.md,",
+        '"Amortised start"). Errors on the first held-out instances of the test set at 3 %',
+        "observed, same masks for both: the start's latents with no optimiser step / with",
+        "`START_CONFIG`'s 4 x 10 steps. `piddm solve --start` (and its default `--start auto`)",
+        "takes no step on forward problems, where the start alone is more accurate, and 4 x 10",
+        "on the others.",
+        "",
+        "| name | student | task | params | MB | rel. L2 of coefficient | rel. L2 of solution "
+        "| error rate | s/instance |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cards:
+        for task, rows in c.eval["tasks"].items():
+            alone, solved = rows.values()
+            cells = [
+                f"{_percent(alone, key)} / {_percent(solved, key)}"
+                for key in ("rel_l2_coefficient", "rel_l2_solution", "error_rate")
+            ]
+            lines.append(
+                f"| `{c.name}` | `{c.source['student']}` | {task} | {c.parameters / 1e6:.2f} M "
+                f"| {c.size_bytes / 1e6:.1f} | {' | '.join(cells)} "
+                f"| {alone['seconds_per_instance']:.2f} / {solved['seconds_per_instance']:.2f} |"
+            )
+    lines.append("")
+    for c in cards:
+        s = c.source
+        labels = " and ".join(next(iter(c.eval["tasks"].values())))
+        lines += [
+            f"### `{c.name}`",
+            "",
+            f"- Start network of `{s['student']}` for {c.pde} at {c.resolution}^2, trained on "
+            f"{', '.join(c.eval['tasks'])} problems, {c.parameters:,} parameters, "
+            f"{c.weights_dtype} weights ({c.size_bytes / 1e6:.2f} MB).",
+            f"- Trained by `{s['command']}`, {s['steps']} steps, "
+            f"{s['train_seconds'] / 60:.0f} min on {s['machine']}.",
+            f"- Data: {c.data['train']}; evaluated ({labels}) on the first {c.eval['n']} of "
+            f"{c.data['test']}.",
+            f"- Seconds per instance: {c.timing}.",
+        ]
+        lines += [f"- {note}" for note in c.notes]
+        lines.append("")
+    return lines
+
+
 def render_cards(cards: list[ModelCard]) -> str:
-    """The Markdown page of the shipped models (``docs/pretrained.md``)."""
+    """The Markdown page of the shipped models (``docs/pretrained.md``): the generators'
+    table and sections, then the start networks' (:func:`render_start_cards`)."""
+    starts = [c for c in cards if c.kind == "start"]
+    cards = [c for c in cards if c.kind != "start"]
     lines = [
         "# Pretrained models",
         "",
@@ -276,17 +445,22 @@ def render_cards(cards: list[ModelCard]) -> str:
         ]
         lines += [f"- {note}" for note in c.notes]
         lines.append("")
+    lines += render_start_cards(starts)
     return "\n".join(lines)
 
 
 __all__ = [
     "ModelCard",
     "check_residual",
+    "check_start",
     "denoising_mse",
     "export_weights",
     "model_card",
     "read_cards",
     "render_cards",
+    "render_start_cards",
+    "start_card",
+    "start_student",
     "time_per_sample",
     "write_card",
 ]

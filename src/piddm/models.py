@@ -1,4 +1,5 @@
-"""Resolve ``--model`` arguments: a pretrained name (``darcy-32-piddm``), a file or a run dir."""
+"""Resolve ``--model`` arguments: a pretrained name (``darcy-32-piddm``,
+``darcy-32-start-inverse``), a file or a run dir."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from piddm.checkpoint import load_model
 from piddm.errors import PiddmError
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
-PRETRAINED_NAME = re.compile(r"^[a-z0-9]+-\d+-[a-z0-9]+$")
+#: ``<pde>-<resolution>-<role>``, the role one or more dash-joined words (``start-inverse``).
+PRETRAINED_NAME = re.compile(r"^[a-z0-9]+-\d+-[a-z0-9]+(-[a-z0-9]+)*$")
 
 
 def pretrained_names() -> list[str]:

@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 
 from conftest import SUBPROCESS_ENV, make_dataset, piddm_command
-from piddm.tasks.latent import GAUSS_NEWTON_CONFIG
+from piddm.tasks.latent import GAUSS_NEWTON_CONFIG, START_CONFIG, start_config
 
 #: A fast latent optimisation: the test is about what the result says, not how good it is.
 QUICK = ("--n", "2", "--ensemble", "2", "--candidates", "0", "--steps", "2")
 
 
 def solve(
-    tmp_path: Path, pde: str, task: str, *extra: str, quick: bool = True
+    tmp_path: Path, pde: str, task: str, *extra: str, quick: bool = True, fraction: str = "0.03"
 ) -> subprocess.CompletedProcess[str]:
-    """``piddm solve TASK`` on 2 fresh instances of ``pde`` with its pretrained student (with
-    ``QUICK``'s settings unless ``quick`` is false)."""
+    """``piddm solve TASK`` on 2 fresh instances of ``pde`` with its pretrained student,
+    ``fraction`` observed (with ``QUICK``'s settings unless ``quick`` is false)."""
     data = tmp_path / f"{pde}.h5"
     if not data.exists():
         make_dataset(data, pde, 32, n=2)
@@ -29,7 +29,7 @@ def solve(
     return subprocess.run(
         piddm_command(
             "solve", task, "--model", f"{pde}-32-piddm", "--data", str(data),
-            "--obs-fraction", "0.03", "--out", str(out), "--overwrite", *settings, *extra,
+            "--obs-fraction", fraction, "--out", str(out), "--overwrite", *settings, *extra,
         ),
         capture_output=True,
         text=True,
@@ -109,3 +109,32 @@ def test_the_default_optimizer_is_adam_where_data_are_not_gaussian(tmp_path: Pat
         proc = solve(tmp_path, pde, "inverse", "--json", *extra)
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout)["nfe"] == adam, pde
+
+
+def test_darcy_tasks_start_from_the_start_network_shipped_for_them(tmp_path: Path) -> None:
+    """``--start auto`` (the default) with the shipped Darcy student: the start trained on
+    the task alone, else the one of every task, at an observed fraction inside its training
+    range, with its settings (``start_config``); none outside that range or with ``--start
+    none``."""
+    cases = [
+        ("inverse", "0.03", (), "darcy-32-start-inverse"),
+        ("forward", "0.03", (), "darcy-32-start"),
+        ("reconstruct", "0.03", (), "darcy-32-start"),
+        ("forward", "0.3", (), None),  # above the 1-10 % darcy-32-start was trained on
+        ("inverse", "0.03", ("--start", "none"), None),
+    ]
+    for task, fraction, extra, expected in cases:
+        quick = expected is None  # a start's own settings are cheap: 4 x 10
+        proc = solve(tmp_path, "darcy", task, "--json", *extra, quick=quick, fraction=fraction)
+        assert proc.returncode == 0, proc.stderr
+        summary = json.loads(proc.stdout)
+        assert summary["start"] == expected, (task, fraction, extra)
+        if expected:  # B (steps + 1) forward and B steps backward passes (forward: no step)
+            config = start_config(task)
+            b, k = config.ensemble, config.steps
+            assert k == (0 if task == "forward" else START_CONFIG.steps)
+            assert summary["nfe"] == b * (k + 1) + b * k
+            assert summary["error_rate"] < summary["prior_mean_error"]["error_rate"]
+    text = solve(tmp_path, "darcy", "inverse")
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.splitlines()[0].endswith(", from start network darcy-32-start-inverse")

@@ -39,14 +39,27 @@ from piddm.training.distributed import DistInfo, resolve_device
 @default_option("--samples", DemoSettings, INT64, "Student samples.")
 @default_option("--teacher-samples", DemoSettings, INT64, "Teacher samples.")
 @default_option("--instances", DemoSettings, INT64, "Task instances.")
-@default_option("--ensemble", DemoSettings, INT64, "Latents per instance.")
+@click.option(
+    "--start/--no-start",
+    default=DemoSettings.start,
+    show_default=True,
+    help="Solve a task from the start network the package ships for it (Darcy; docs/"
+    "pretrained.md) with piddm solve --start's settings; --no-start: from screened prior "
+    "draws with the three options below.",
+)
+@default_option(
+    "--ensemble", DemoSettings, INT64, "Latents per instance of a task without a start network."
+)
 @default_option(
     "--candidates",
     DemoSettings,
     INT64,
-    "Prior latents screened per task instance (none unless it exceeds --ensemble).",
+    "Prior latents screened per task instance without a start network (none unless it "
+    "exceeds --ensemble).",
 )
-@default_option("--steps", DemoSettings, INT64, "Task optimiser steps.")
+@default_option(
+    "--steps", DemoSettings, INT64, "Optimiser steps of a task without a start network."
+)
 @click.option("--obs-fraction", type=float, default=DemoSettings.obs_fraction, show_default=True)
 @click.option("--seed", type=SEED, default=None, help=f"Seed of the fresh instances [{DEMO_SEED}].")
 @click.option("--teacher", default=None, help="Teacher instead of the pretrained one.")
@@ -59,6 +72,7 @@ def command(
     samples: int,
     teacher_samples: int,
     instances: int,
+    start: bool,
     ensemble: int,
     candidates: int,
     steps: int,
@@ -75,8 +89,9 @@ def command(
     Heun teacher from the same latents (solver consistency, relative and raw residual, time
     per sample), solves a forward and an inverse problem (Darcy, Poisson, Helmholtz: 3 %
     random nodes of the coefficient / the solution; Burgers: the initial condition / sensors
-    at all times), each error next to its yardstick in brackets, prints two small tables and
-    writes figures to --out/<pde>/. Nothing is trained and nothing is downloaded.
+    at all times; from the shipped start network where there is one), each error next to its
+    yardstick in brackets, prints two small tables and writes figures to --out/<pde>/.
+    Nothing is trained and nothing is downloaded.
     """
     settings = settings_from_params(DemoSettings, seed=DEMO_SEED if seed is None else seed)
     out_dir = Path(out) / pde

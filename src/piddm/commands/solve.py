@@ -19,9 +19,23 @@ from piddm.commands.options import (
 from piddm.jsonio import emit_json
 from piddm.pdes.base import RESIDUAL_NORMS
 from piddm.progress import show_progress
-from piddm.tasks.latent import GAUSS_NEWTON_CONFIG, OPTIMIZERS, START_CONFIG, LatentOptConfig
+from piddm.tasks.latent import (
+    GAUSS_NEWTON_CONFIG,
+    OPTIMIZERS,
+    START_CONFIG,
+    START_NO_STEP_TASKS,
+    LatentOptConfig,
+    start_config,
+)
 from piddm.tasks.masks import MASK_MODES, TASKS
-from piddm.tasks.solve import check_solve_inputs, default_optimizer, run_solve
+from piddm.tasks.solve import (
+    START_AUTO,
+    START_NONE,
+    check_solve_inputs,
+    choose_start,
+    default_optimizer,
+    run_solve,
+)
 
 
 @click.command(name="solve")
@@ -56,13 +70,20 @@ from piddm.tasks.solve import check_solve_inputs, default_optimizer, run_solve
 @click.option("--n", "n", type=INT64, default=None, help="Solve the first N instances [all].")
 @click.option(
     "--start",
-    default=None,
+    "start_option",
+    default=START_AUTO,
+    show_default=True,
     help="The student's amortised start network (piddm amortise: checkpoint, run directory or "
     "pretrained name): every instance's latents start near its prediction, nothing is "
     f"screened, and the options below that are not given take its settings (ensemble "
-    f"{START_CONFIG.ensemble}, steps {START_CONFIG.steps}, lambda-infer "
+    f"{START_CONFIG.ensemble}, steps {START_CONFIG.steps} (0 for {', '.join(START_NO_STEP_TASKS)} "
+    "problems, where the start alone is more accurate), lambda-infer "
     f"{START_CONFIG.lambda_infer:g}, residual-norm {START_CONFIG.residual_norm}). It must have "
-    "been trained on the task (start.tasks); one trained on that task alone is more accurate.",
+    "been trained on the task (start.tasks); one trained on that task alone is more accurate. "
+    f"{START_AUTO}: the start shipped for the task if --model is the shipped student it was "
+    "trained with and --obs-fraction is in its training range (docs/pretrained.md lists them), "
+    "else none. "
+    f"{START_NONE}: screened prior draws.",
 )
 # 8 latents x 100 steps: at the cost of 4 x 200, a lower error (benchmarks/task_sweep.py).
 @default_option("--ensemble", LatentOptConfig, INT64, "Latents per instance.")
@@ -127,7 +148,7 @@ def command(
     obs_file: str | None,
     masks: str,
     n: int | None,
-    start: str | None,
+    start_option: str,
     ensemble: int,
     candidates: int,
     optimizer: str,
@@ -178,11 +199,16 @@ def command(
         figures=figures,
         overwrite=overwrite,
     )
+    start = choose_start(start_option, model, task, obs_fraction)
     if optimizer == "auto":
         ctx = click.get_current_context()
         given = ctx.get_parameter_source("lambda_infer") is not click.core.ParameterSource.DEFAULT
         optimizer = default_optimizer(model, start, physics=given and lambda_infer > 0)
-    base = GAUSS_NEWTON_CONFIG if optimizer == "gauss-newton" else START_CONFIG if start else None
+    base = None
+    if optimizer == "gauss-newton":
+        base = GAUSS_NEWTON_CONFIG
+    elif start:
+        base = start_config(task)
     config = settings_from_params(LatentOptConfig, base=base, optimizer=optimizer)
     report = run_solve(
         task,
@@ -204,7 +230,8 @@ def command(
     if as_json:
         emit_json(summary)
         return
-    click.echo(f"{task}: {summary['n']} {report.pde} instances, {report.label}")
+    start_label = f", from start network {start}" if start else ""
+    click.echo(f"{task}: {summary['n']} {report.pde} instances, {report.label}{start_label}")
     keys = ("rel_l2_coefficient", "rel_l2_solution", "error_rate", "error_rate_diffusionpde")
     kinds = list(dict.fromkeys((summary["yardstick"], "prior_mean_error")))
     click.echo(f"  {'metric':<24} {'estimate':>10}" + "".join(f" {k:>16}" for k in kinds))

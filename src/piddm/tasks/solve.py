@@ -39,7 +39,7 @@ from piddm.tasks.observations import (
     check_observation_path,
     read_observations,
 )
-from piddm.tasks.start import load_start
+from piddm.tasks.start import auto_start, load_start
 from piddm.tasks.yardstick import yardstick_entries
 from piddm.training.distributed import DistInfo, resolve_device
 
@@ -101,6 +101,24 @@ def check_solve_inputs(
     if figure_dir.exists() and not figure_dir.is_dir():
         raise PiddmError(f"--figures {figure_dir} exists and is not a directory")
     return out_path, figure_dir
+
+
+#: ``piddm solve --start``'s values besides a start network's name or path.
+START_AUTO, START_NONE = "auto", "none"
+
+
+def choose_start(start: str, model: str, task: str, obs_fraction: float | None) -> str | None:
+    """The start network of ``piddm solve --start START`` for ``model`` (a checkpoint, run
+    directory or pretrained name): :data:`START_NONE` none (screened prior draws);
+    :data:`START_AUTO` the one shipped for the task and model at ``obs_fraction`` random
+    observations (:func:`~piddm.tasks.start.auto_start`; ``None`` for other observations);
+    anything else is a start network, checked when :func:`run_solve` loads it."""
+    if start == START_NONE:
+        return None
+    if start == START_AUTO:
+        pde = pde_of(read_metadata(resolve_model(model)))
+        return auto_start(model, pde, check_task(task), obs_fraction)
+    return start
 
 
 def default_optimizer(model: str, start: str | None = None, physics: bool = False) -> str:

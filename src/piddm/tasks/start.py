@@ -26,9 +26,10 @@ import torch
 from torch import nn
 
 from piddm import __version__
+from piddm.checkpoint import read_metadata
 from piddm.config import Config, StartConfig, config_to_dict
 from piddm.errors import PiddmError
-from piddm.models import check_model_matches, load_any
+from piddm.models import check_model_matches, load_any, pretrained_names, resolve_model
 from piddm.nets import UNetConfig, build_unet
 from piddm.nets.start import StartNet
 from piddm.pdes import PDE
@@ -78,16 +79,61 @@ def observed_input(
     return y.float(), mask.float()
 
 
+def trained_tasks(metadata: dict[str, Any]) -> tuple[str, ...]:
+    """The tasks a start network (its checkpoint ``metadata``) was trained on: ``start.tasks``
+    of its config, :class:`piddm.config.StartConfig`'s default when the config lacks it."""
+    return tuple(metadata.get("config", {}).get("start", {}).get("tasks") or StartConfig.tasks)
+
+
 def check_start_task(metadata: dict[str, Any], task: str, name: str) -> None:
     """:class:`PiddmError` unless the start network ``name`` (its checkpoint ``metadata``) was
-    trained on ``task`` (``start.tasks`` of its config; :class:`piddm.config.StartConfig`'s
-    default when the config lacks it)."""
-    tasks = metadata.get("config", {}).get("start", {}).get("tasks") or StartConfig.tasks
+    trained on ``task`` (:func:`trained_tasks`)."""
+    tasks = trained_tasks(metadata)
     if task not in tasks:
         raise PiddmError(
             f"start network {name} was trained on {', '.join(tasks)} problems, not {task}: "
             f"train one whose start.tasks include {task} (piddm amortise)"
         )
+
+
+def shipped_starts(pde: PDE, task: str) -> list[str]:
+    """The pretrained start networks shipped for ``task`` on ``pde``'s grid
+    (docs/pretrained.md), the more accurate first: ``<pde>-<S>-start-<task>`` (trained on that
+    task alone), then ``<pde>-<S>-start`` if it was trained on the task. Both predict latents
+    of the shipped student ``<pde>-<S>-piddm``."""
+    shipped = set(pretrained_names())
+    names = (f"{pde.name}-{pde.resolution}-start-{task}", f"{pde.name}-{pde.resolution}-start")
+    return [
+        name
+        for name in names
+        if name in shipped and task in trained_tasks(read_metadata(resolve_model(name)))
+    ]
+
+
+def trained_fractions(metadata: dict[str, Any]) -> tuple[float, float]:
+    """``(start.obs_fraction_min, start.obs_fraction_max)`` a start network (its checkpoint
+    ``metadata``) was trained on (:class:`piddm.config.StartConfig`'s defaults if absent)."""
+    start = metadata.get("config", {}).get("start", {})
+    return (
+        float(start.get("obs_fraction_min", StartConfig.obs_fraction_min)),
+        float(start.get("obs_fraction_max", StartConfig.obs_fraction_max)),
+    )
+
+
+def auto_start(model: str, pde: PDE, task: str, fraction: float | None) -> str | None:
+    """``piddm solve --start auto``'s choice: the first of :func:`shipped_starts` that was
+    trained with the student ``model`` and on an observed-fraction range holding ``fraction``
+    (random nodes observed); ``None`` if there is none (other models; other observation
+    sources: ``fraction`` ``None``)."""
+    if fraction is None:
+        return None
+    for name in shipped_starts(pde, task):
+        metadata = read_metadata(resolve_model(name))
+        student = resolve_model(str(metadata.get("student", {}).get("path")))
+        low, high = trained_fractions(metadata)
+        if resolve_model(model).resolve() == student.resolve() and low <= fraction <= high:
+            return name
+    return None
 
 
 def load_start(
